@@ -1,0 +1,104 @@
+"""mcnn-train: train an MCNN from a YAML/TOML/JSON config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from apps.cli import field_reference, run_cli, setup_logging
+
+PROG = "mcnn-train"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mcnn.train.config import TrainConfig
+
+    epilog = (
+        "Config fields (set them in the file or with --set section.field=value; values are parsed "
+        "as JSON when possible, e.g. --set model.branches=0 --set data.size=[64,64]):\n"
+        + "\n".join(field_reference(TrainConfig))
+        + "\n\ndata is one of: kind=simulated (simulator, content, size, examples_per_epoch, "
+        "val_examples, seed), kind=folder (inputs, targets, val_count, crop), kind=pairs (path, "
+        "camera_roi, mirror, camera_size, screen_size, grayscale, test_first, skip_flagged).\n\n"
+        "Multi-GPU / multi-node: torchrun --nproc_per_node=N -m apps.train CONFIG (same config).\n"
+        "Outputs in out_dir/name: config.json, metrics.csv, tensorboard/, samples/*.png,\n"
+        "checkpoints/{last,best}/ (model.safetensors + JSON). Exit codes: 0 ok, 2 user error, "
+        "1 failure, 130 interrupted (checkpoint saved; continue with --resume)."
+    )
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train an MCNN (multi-scale U-Net) on simulated, folder or recorded pairs.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", type=Path, help="training config (.yaml, .yml, .toml or .json)")
+    p.add_argument("--steps", type=int, help="override train.steps")
+    p.add_argument("--batch-size", type=int, help="override train.batch_size")
+    p.add_argument("--lr", type=float, help="override optim.lr")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override train.device")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="override train.precision")
+    p.add_argument("--seed", type=int, help="override train.seed")
+    p.add_argument("--name", help="override name (the run folder's name)")
+    p.add_argument("--out-dir", type=Path, help="override out_dir")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--resume", action="store_true", help="continue the run in out_dir/name")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any field, e.g. model.depth=4 (repeatable)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the validated config as JSON and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    o: dict = {}
+    for key, attr in [("train.steps", "steps"), ("train.batch_size", "batch_size"),
+                      ("optim.lr", "lr"), ("train.device", "device"),
+                      ("train.precision", "precision"), ("train.seed", "seed"), ("name", "name")]:
+        if getattr(args, attr) is not None:
+            o[key] = getattr(args, attr)
+    if args.out_dir is not None:
+        o["out_dir"] = str(args.out_dir)
+    if args.compile:
+        o["train.compile"] = True
+    for item in args.set:
+        if "=" not in item:
+            raise ValueError(f"--set {item}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        o[k.strip()] = _parse_value(v)
+    return o
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+
+    def body() -> int:
+        from mcnn.config_io import load_config
+        from mcnn.train.config import TrainConfig
+        from mcnn.train.trainer import Trainer
+
+        cfg = load_config(TrainConfig, args.config, overrides_from_args(args))
+        if args.print_config:
+            print(cfg.model_dump_json(indent=2))
+            return 0
+        trainer = Trainer(cfg, resume=args.resume)
+        metrics = trainer.fit()
+        if trainer.dist.is_main:
+            print(json.dumps({"run_dir": str(trainer.run_dir), "step": trainer.step, **metrics}))
+        return 0
+
+    return run_cli(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

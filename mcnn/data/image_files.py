@@ -1,0 +1,116 @@
+"""Reading and writing the image files users bring: PNG, TIFF (incl. stacks) and NPY.
+
+Arrays come back as float32 ``(N, C, H, W)``; integer images are scaled to [0, 1] (8- and 16-bit),
+float images keep their values (quantitative data such as phase must not be rescaled).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".jpg", ".jpeg", ".bmp")
+
+
+class ImageFileError(ValueError):
+    """A file that cannot be used as an image; the message names it and says what was expected."""
+
+
+def _to_float(a: np.ndarray, path: Path) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    if a.dtype == bool:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating):
+        return a.astype(np.float32)
+    raise ImageFileError(f"{path}: unsupported pixel type {a.dtype}; expected integer or float")
+
+
+def _as_nchw(a: np.ndarray, path: Path, channels_last: bool) -> np.ndarray:
+    if a.ndim == 2:
+        return a[None, None]
+    if a.ndim == 3:
+        if channels_last and a.shape[-1] in (1, 3, 4):
+            return np.moveaxis(a, -1, 0)[None]
+        return a[:, None]  # a stack of single-channel frames
+    if a.ndim == 4:
+        return np.moveaxis(a, -1, 1) if channels_last and a.shape[-1] in (1, 3, 4) else a
+    raise ImageFileError(f"{path}: {a.ndim}-D array; expected 2-D (H, W), 3-D or 4-D images")
+
+
+def read_images(path: Path) -> np.ndarray:
+    """One file -> float32 ``(N, C, H, W)``. A 3-D TIFF/NPY is a stack of single-channel frames."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageFileError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            a = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise ImageFileError(f"{path}: not a readable .npy array ({exc})") from exc
+        return _to_float(_as_nchw(a, path, channels_last=False), path)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            a = tifffile.imread(path)
+        except Exception as exc:
+            raise ImageFileError(f"{path}: not a readable TIFF ({exc})") from exc
+        rgb = a.ndim >= 3 and a.shape[-1] in (3, 4)
+        return _to_float(_as_nchw(a, path, channels_last=rgb), path)
+    if suffix in IMAGE_SUFFIXES:
+        import cv2
+
+        a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if a is None:
+            raise ImageFileError(f"{path}: not a readable {suffix[1:].upper()} image")
+        if a.ndim == 3:
+            a = cv2.cvtColor(a, cv2.COLOR_BGRA2RGB if a.shape[-1] == 4 else cv2.COLOR_BGR2RGB)
+        return _to_float(_as_nchw(a, path, channels_last=True), path)
+    raise ImageFileError(f"{path}: unsupported file type; expected one of {', '.join(IMAGE_SUFFIXES)}")
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    """Write ``(C, H, W)`` or ``(N, C, H, W)`` float32. TIFF/NPY keep float32 values exactly;
+    PNG is 16-bit, clipped to [0, 1] (for viewing, not for quantitative outputs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.asarray(image, dtype=np.float32)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        np.save(path, a)
+    elif suffix in (".tif", ".tiff"):
+        import tifffile
+
+        if a.ndim == 4 and a.shape[1] == 1:
+            a = a[:, 0]
+        elif a.ndim == 3 and a.shape[0] == 1:
+            a = a[0]
+        elif a.ndim == 3 and a.shape[0] == 3:
+            a = np.moveaxis(a, 0, -1)
+        tifffile.imwrite(path, a)
+    elif suffix == ".png":
+        import cv2
+
+        if a.ndim == 4:
+            if a.shape[0] != 1:
+                raise ImageFileError(f"{path}: PNG holds one image; write a stack as TIFF or NPY")
+            a = a[0]
+        u16 = (np.clip(a, 0, 1) * 65535 + 0.5).astype(np.uint16)
+        u16 = u16[0] if u16.shape[0] == 1 else cv2.cvtColor(np.moveaxis(u16, 0, -1), cv2.COLOR_RGB2BGR)
+        if not cv2.imwrite(str(path), u16):
+            raise ImageFileError(f"{path}: could not be written")
+    else:
+        raise ImageFileError(f"{path}: unsupported output type; use .tif, .npy or .png")
+    return path
+
+
+def list_images(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageFileError(f"{folder}: no such folder")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -1,0 +1,96 @@
+"""The network's validated description: everything needed to rebuild it from a checkpoint's JSON."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class LowPassConfig(BaseModel):
+    """Fixed low-pass front layer (the paper's denoiser): box and Gaussian filters of the input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["concat", "replace"] = Field(
+        default="concat",
+        description="concat: the input plus its 4 filtered copies; replace: only the filtered copies.",
+    )
+    box_sizes_px: tuple[int, int] = Field(default=(5, 7), description="Box filter sizes (odd, px).")
+    gaussian_sigmas_px: tuple[float, float] = Field(
+        default=(3.0, 5.0), description="Gaussian standard deviations (px)."
+    )
+    min_gaussian_size_px: int = Field(default=15, ge=3, description="Smallest Gaussian kernel size.")
+    trainable: bool = Field(default=False, description="Let the optimiser change the filters.")
+
+    @model_validator(mode="after")
+    def _odd_boxes(self) -> LowPassConfig:
+        if any(s % 2 == 0 or s < 1 for s in self.box_sizes_px):
+            raise ValueError(f"box_sizes_px must be odd and positive, got {self.box_sizes_px}")
+        if any(s <= 0 for s in self.gaussian_sigmas_px):
+            raise ValueError(f"gaussian_sigmas_px must be positive, got {self.gaussian_sigmas_px}")
+        return self
+
+
+class ModelConfig(BaseModel):
+    """MCNN: a U-Net whose coarse decoder levels each emit an extra output (a branch).
+
+    ``branches=0`` gives the plain U-Net with otherwise identical layers, the fair baseline.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_channels: int = Field(default=1, ge=1, le=64)
+    out_channels: int = Field(default=1, ge=1, le=64)
+    depth: int = Field(default=5, ge=1, le=10, description="Number of stride-2 levels.")
+    base_width: int = Field(default=32, ge=1, le=1024, description="Channels at full resolution.")
+    max_width: int = Field(default=512, ge=1, le=4096, description="Channel cap for deep levels.")
+    branches: int = Field(
+        default=3, ge=0, le=10, description="Coarse outputs at 1/2, 1/4, ... of the output size."
+    )
+    branch_feedback: bool = Field(
+        default=False,
+        description="Feed each coarse output, upsampled, into the next finer decoder level.",
+    )
+    skip: Literal["concat", "add"] = Field(default="concat", description="How skips are merged.")
+    cell: Literal["conv", "bottleneck"] = Field(
+        default="conv",
+        description="conv: one stride-2 (transposed) convolution per cell; bottleneck: ResNeXt-style "
+        "grouped depthwise-separable residual blocks (deep, fewer parameters).",
+    )
+    kernel_size: int = Field(default=4, ge=2, le=7, description="Kernel of the stride-2 convolutions.")
+    blocks_per_level: int = Field(default=1, ge=1, le=8, description="Bottleneck blocks per level.")
+    groups: int = Field(default=32, ge=1, description="Cardinality of the bottleneck's grouped conv.")
+    activation: Literal["relu", "leaky_relu", "gelu", "silu", "elu"] = "leaky_relu"
+    norm: Literal["none", "batch", "group", "instance"] = Field(
+        default="none",
+        description="none by default: the paper found group/batch norm cause stripe/speckle artefacts.",
+    )
+    output_scale: int = Field(
+        default=1, description="Output size / input size (1, 2, 4 or 8), e.g. 640x360 -> 1280x720."
+    )
+    lowpass: LowPassConfig | None = Field(default=None, description="Fixed low-pass front layer.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.output_scale not in (1, 2, 4, 8):
+            raise ValueError(f"output_scale must be 1, 2, 4 or 8, got {self.output_scale}")
+        levels = self.depth + self.output_scale.bit_length() - 1
+        if self.branches > levels:
+            raise ValueError(
+                f"branches={self.branches} needs at least that many decoder levels; depth={self.depth}"
+                f" with output_scale={self.output_scale} gives {levels}"
+            )
+        if self.max_width < self.base_width:
+            raise ValueError(
+                f"max_width={self.max_width} must be >= base_width={self.base_width}"
+            )
+        return self
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sizes are padded to a multiple of this and cropped back."""
+        return 2**self.depth
+
+    def width(self, level: int) -> int:
+        return min(self.base_width * 2**level, self.max_width)

@@ -1,0 +1,60 @@
+"""Fixed low-pass front layer for denoising: the network sees the input's local means up front.
+
+The paper adds four channels made by fixed filters (a 5x5 box, a 7x7 box and two Gaussians of 15x15
+or larger). The reference code's "Gaussians" are not Gaussians (a bug); ours follow the formula
+``g(x, y) = exp(-(x^2 + y^2) / (2 sigma^2)) / sum``, which the tests check.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mcnn.models.config import LowPassConfig
+
+
+def box_kernel(size: int) -> torch.Tensor:
+    return torch.full((size, size), 1.0 / (size * size))
+
+
+def gaussian_kernel(sigma: float, min_size: int = 15) -> torch.Tensor:
+    """Normalised 2-D Gaussian, odd size >= max(min_size, 2*ceil(3 sigma)+1)."""
+    size = max(min_size, 2 * math.ceil(3 * sigma) + 1)
+    size += 1 - size % 2
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    return (g / g.sum()).float()
+
+
+class LowPassFront(nn.Module):
+    """Per input channel: four filtered copies (two boxes, two Gaussians), concatenated or alone."""
+
+    def __init__(self, in_channels: int, cfg: LowPassConfig) -> None:
+        super().__init__()
+        self.mode = cfg.mode
+        self.in_channels = in_channels
+        kernels = [box_kernel(s) for s in cfg.box_sizes_px] + [
+            gaussian_kernel(s, cfg.min_gaussian_size_px) for s in cfg.gaussian_sigmas_px
+        ]
+        self.size = max(k.shape[-1] for k in kernels)
+        bank = torch.zeros(len(kernels), self.size, self.size)
+        for i, k in enumerate(kernels):
+            o = (self.size - k.shape[-1]) // 2
+            bank[i, o : o + k.shape[-1], o : o + k.shape[-1]] = k
+        weight = bank[:, None].repeat(in_channels, 1, 1, 1)  # (C*4, 1, k, k), grouped per channel
+        self.weight = nn.Parameter(weight, requires_grad=cfg.trainable)
+        self.filters = len(kernels)
+
+    @property
+    def out_channels(self) -> int:
+        n = self.in_channels * self.filters
+        return n + self.in_channels if self.mode == "concat" else n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.size // 2
+        mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
+        filtered = F.conv2d(F.pad(x, (p, p, p, p), mode=mode), self.weight, groups=self.in_channels)
+        return torch.cat([x, filtered], dim=1) if self.mode == "concat" else filtered

@@ -1,0 +1,92 @@
+"""The whole training run as one validated document: model, loss, data, optimiser and loop settings.
+
+Saved as JSON next to every checkpoint, so a run can be rebuilt and resumed from its folder alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mcnn.data.config import FolderDataConfig, PairsDataConfig
+from mcnn.data.simulated import SimulatedDataConfig
+from mcnn.losses.config import LossConfig
+from mcnn.models.config import ModelConfig
+
+DataConfig = Annotated[
+    SimulatedDataConfig | FolderDataConfig | PairsDataConfig, Field(discriminator="kind")
+]
+
+
+class OptimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(default=1e-3, gt=0, le=1.0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["constant", "cosine", "step"] = Field(
+        default="cosine", description="Learning-rate schedule after warm-up."
+    )
+    warmup_steps: int = Field(default=0, ge=0)
+    min_lr_ratio: float = Field(default=0.01, ge=0, le=1, description="cosine: final lr / lr.")
+    step_every: int = Field(default=1000, ge=1, description="step: decay period (steps).")
+    step_gamma: float = Field(default=0.5, gt=0, le=1, description="step: decay factor.")
+    grad_clip: float | None = Field(default=1.0, gt=0, description="Max gradient norm (None = off).")
+
+
+class LoopConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(default=2000, ge=1, description="Optimiser steps (iterations).")
+    batch_size: int = Field(default=8, ge=1, le=4096, description="Per process.")
+    val_every: int = Field(default=200, ge=1, description="Validate every N steps (and at the end).")
+    val_batch_size: int = Field(default=16, ge=1)
+    checkpoint_every: int = Field(default=500, ge=1)
+    log_every: int = Field(default=20, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="auto: bf16 autocast on CUDA, fp32 elsewhere."
+    )
+    channels_last: bool | None = Field(default=None, description="None: on for CUDA only.")
+    compile: bool = Field(default=False, description="torch.compile the network.")
+    num_workers: int = Field(default=0, ge=0, le=64, description="DataLoader worker processes.")
+    tensorboard: bool = True
+    sample_images: int = Field(default=4, ge=0, le=32, description="Validation images logged.")
+
+
+class TrainConfig(BaseModel):
+    """Everything ``mcnn-train`` needs. Load with ``mcnn.train.config_io.load_config``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    name: str = Field(default="mcnn", min_length=1, max_length=100)
+    out_dir: Path = Field(default=Path("runs"), description="Runs are written to out_dir/name.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    data: DataConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: LoopConfig = Field(default_factory=LoopConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.train.checkpoint_every > self.train.steps and self.train.steps > 1:
+            self.train.checkpoint_every = self.train.steps
+        sched = self.loss.branch_schedule
+        n = self.model.branches + 1
+        for name in ("start", "end"):
+            w = getattr(sched, name)
+            if w is not None and len(w) > n:
+                raise ValueError(
+                    f"loss.branch_schedule.{name} has {len(w)} weights but model.branches="
+                    f"{self.model.branches} gives {n} outputs"
+                )
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir / self.name

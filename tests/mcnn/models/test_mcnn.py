@@ -1,0 +1,102 @@
+"""MCNN shapes, sizes, parameter counts and the U-Net baseline it is compared against."""
+
+import pytest
+import torch
+
+from mcnn.models import MCNN, ModelConfig, count_parameters
+
+
+def tiny(**kw) -> ModelConfig:
+    base = dict(depth=3, base_width=8, max_width=32, branches=2)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+@pytest.mark.parametrize("cell", ["conv", "bottleneck"])
+@pytest.mark.parametrize("skip", ["concat", "add"])
+def test_branch_outputs_are_halvings_of_the_output(cell, skip):
+    m = MCNN(tiny(cell=cell, skip=skip, groups=4))
+    outs = m.forward_multiscale(torch.randn(2, 1, 32, 48))
+    assert [tuple(o.shape[-2:]) for o in outs] == [(32, 48), (16, 24), (8, 12)]
+    assert all(o.shape[:2] == (2, 1) for o in outs)
+
+
+@pytest.mark.parametrize("size", [(37, 53), (8, 8), (1, 100), (65, 64)])
+def test_any_input_size_is_padded_and_cropped_back_not_resized(size):
+    m = MCNN(tiny()).eval()
+    x = torch.randn(1, 1, *size)
+    assert m(x).shape[-2:] == size
+    # the visible part of a padded input is what the network computes: pad explicitly and compare
+    h, w = size
+    mult = m.config.size_multiple
+    if h >= mult and w >= mult and h % mult == 0 and w % mult == 0:
+        assert torch.equal(m(x), m._run(x, False)[0])
+
+
+def test_forward_equals_full_resolution_output_of_multiscale():
+    torch.manual_seed(0)
+    m = MCNN(tiny()).eval()
+    x = torch.randn(1, 1, 32, 32)
+    assert torch.allclose(m(x), m.forward_multiscale(x)[0])
+
+
+def test_output_scale_and_channel_counts():
+    m = MCNN(tiny(in_channels=3, out_channels=2, output_scale=2, branches=3))
+    outs = m.forward_multiscale(torch.randn(1, 3, 36, 64))
+    assert [tuple(o.shape[1:]) for o in outs] == [(2, 72, 128), (2, 36, 64), (2, 18, 32), (2, 9, 16)]
+
+
+def test_branch_feedback_uses_coarse_outputs_in_forward():
+    torch.manual_seed(0)
+    m = MCNN(tiny(branch_feedback=True)).eval()
+    x = torch.randn(1, 1, 32, 32)
+    ref = m(x)
+    with torch.no_grad():
+        m.heads["2"].bias += 1.0  # changing a coarse head must change the full output
+    assert not torch.allclose(m(x), ref)
+
+
+def test_plain_unet_baseline_has_identical_layers_minus_heads():
+    with_b = MCNN(tiny(branches=2))
+    plain = MCNN(tiny(branches=0))
+    head_params = sum(p.numel() for p in with_b.heads.parameters())
+    assert count_parameters(with_b) - count_parameters(plain) == head_params
+    assert len(plain.forward_multiscale(torch.randn(1, 1, 16, 16))) == 1
+
+
+def test_paper_denoiser_size_is_near_40_to_50_million_parameters():
+    cfg = ModelConfig(depth=7, base_width=64, max_width=512, skip="add", branches=7)
+    n = count_parameters(MCNN(cfg))
+    assert 38e6 <= n <= 50e6, n
+
+
+def test_bottleneck_variant_is_deep_but_lighter_than_the_conv_network():
+    conv = ModelConfig(depth=6, base_width=64, max_width=1024, skip="concat", branches=3)
+    bott = ModelConfig(depth=6, base_width=64, max_width=1024, skip="concat", branches=3,
+                       cell="bottleneck", blocks_per_level=3)
+    n_conv, n_bott = count_parameters(MCNN(conv)), count_parameters(MCNN(bott))
+    assert n_bott < 0.5 * n_conv
+    depth_b = sum(isinstance(m, torch.nn.Conv2d) for m in MCNN(bott).modules())
+    depth_c = sum(isinstance(m, torch.nn.Conv2d) for m in MCNN(conv).modules())
+    assert depth_b > 5 * depth_c
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "instance"])
+def test_norm_options_train(norm):
+    m = MCNN(tiny(norm=norm))
+    out = m.forward_multiscale(torch.randn(2, 1, 16, 16))
+    sum(o.mean() for o in out).backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [
+        (dict(branches=5, depth=3), "branches=5"),
+        (dict(output_scale=3), "output_scale"),
+        (dict(base_width=64, max_width=32), "max_width=32"),
+    ],
+)
+def test_invalid_configs_name_the_fields(kw, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        tiny(**kw)
