@@ -80,6 +80,11 @@ def random_shapes(
     colours = _colours(batch, n, channels, generator)  # (B, N, C)
     sides = 6
     jitter = 0.4 * (torch.rand(batch, n, sides, 1, generator=generator) - 0.5)
+    # Render only the slots some sample uses (all draws above are made regardless).
+    n = int(count.max())
+    cy, cx, radius, aspect, angle, edge, kind, colours, jitter = (
+        t[:, :n] for t in (cy, cx, radius, aspect, angle, edge, kind, colours, jitter)
+    )
 
     dy, dx = y - cy, x - cx  # (B, N, H, W)
     c, s = torch.cos(angle), torch.sin(angle)
@@ -156,28 +161,26 @@ class ProceduralContent:
         self, batch: int, size: tuple[int, int], generator: torch.Generator, channels: int = 1
     ) -> torch.Tensor:
         """``(batch, channels, H, W)`` float32 in [0, 1]."""
+        # Draw the recipe first, so that kinds no sample in the batch uses are never rendered.
         beta = uniform(batch, *self.beta_range, generator)
-        field = correlated_fields(batch, channels, size, beta, generator)
-        shapes = random_shapes(
-            batch, channels, size, generator, self.max_shapes, background=field.clone()
-        )
-        texture = random_texture(batch, channels, size, generator)
-        dominant = torch.multinomial(
-            self.weights.expand(batch, -1), 1, generator=generator
-        ).squeeze(1)
+        dominant = torch.multinomial(self.weights.expand(batch, -1), 1, generator=generator)
         mix = torch.rand(batch, 3, generator=generator) * self.weights
         blend = torch.rand(batch, generator=generator) < 0.5
         mix = torch.where(blend.view(batch, 1), mix, torch.zeros_like(mix))
-        mix[torch.arange(batch), dominant] += 1.0
-        mix = mix / mix.sum(dim=1, keepdim=True)
-        img = (
-            mix[:, 0].view(-1, 1, 1, 1) * field
-            + mix[:, 1].view(-1, 1, 1, 1) * shapes
-            + mix[:, 2].view(-1, 1, 1, 1) * texture
-        )
-        # Random contrast and brightness: real images rarely span exactly [0, 1].
+        mix[torch.arange(batch), dominant.squeeze(1)] += 1.0
+        mix = (mix / mix.sum(dim=1, keepdim=True)).view(batch, 3, 1, 1, 1)
         lo = 0.3 * torch.rand(batch, 1, 1, 1, generator=generator)
         hi = 1.0 - 0.3 * torch.rand(batch, 1, 1, 1, generator=generator)
+
+        field = correlated_fields(batch, channels, size, beta, generator)
+        img = mix[:, 0] * field
+        if bool((mix[:, 1] > 0).any()):  # shapes are painted over the field
+            img = img + mix[:, 1] * random_shapes(
+                batch, channels, size, generator, self.max_shapes, background=field
+            )
+        if bool((mix[:, 2] > 0).any()):
+            img = img + mix[:, 2] * random_texture(batch, channels, size, generator)
+        # Random contrast and brightness: real images rarely span exactly [0, 1].
         return (lo + (hi - lo) * _joint_normalize(img)).float()
 
 

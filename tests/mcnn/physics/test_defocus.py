@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from mcnn.physics import DefocusConfig, DefocusJitter, DefocusSeriesSimulator, ProceduralContent
+from mcnn.physics import (
+    DefocusConfig,
+    DefocusJitter,
+    DefocusSeriesSimulator,
+    ParameterSampler,
+    ProceduralContent,
+)
 from mcnn.physics.defocus import propagate
 from mcnn.physics.functional import power_law_field
 
@@ -58,7 +64,9 @@ def test_weak_phase_object_follows_the_transport_of_intensity_equation() -> None
     phase = 0.02 * (power_law_field(1, 1, (64, 64), 5.0, g) - 0.5)
     field = torch.polar(torch.ones_like(phase), phase)
     dz_um = 1.0
-    intensity = propagate(field, torch.tensor([[dz_um, -dz_um]]), WAVELENGTH_UM, PIXEL_UM).abs() ** 2
+    intensity = (
+        propagate(field, torch.tensor([[dz_um, -dz_um]]), WAVELENGTH_UM, PIXEL_UM).abs() ** 2
+    )
     didz = (intensity[:, 0] - intensity[:, 1]) / (2 * dz_um)
     expected = -(WAVELENGTH_UM / (2 * math.pi)) * spectral_laplacian(phase[:, 0], PIXEL_UM)
     relative_error = (didz - expected).norm() / expected.norm()
@@ -79,13 +87,16 @@ def test_poisson_noise_keeps_the_mean_and_has_variance_intensity_over_photons() 
 
 
 def test_sample_channels_targets_and_noiseless_consistency() -> None:
-    cfg = DefocusConfig(defocus_um=[-10.0, 0.0, 10.0, 20.0], amplitude_contrast=0.4,
-                        predict_amplitude=True)
+    cfg = DefocusConfig(
+        defocus_um=[-10.0, 0.0, 10.0, 20.0], amplitude_contrast=0.4, predict_amplitude=True
+    )
     sim = DefocusSeriesSimulator(cfg)
     assert (sim.in_channels, sim.out_channels, sim.scale) == (4, 2, 1)
     inputs, targets = sim.sample(3, (32, 48), torch.Generator().manual_seed(5), ProceduralContent())
     assert inputs.shape == (3, 4, 32, 48) and targets.shape == (3, 2, 32, 48)
-    torch.testing.assert_close(targets[:, :1].mean(dim=(2, 3)), torch.zeros(3, 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        targets[:, :1].mean(dim=(2, 3)), torch.zeros(3, 1), atol=1e-5, rtol=0
+    )
     amplitude = targets[:, 1:]
     assert amplitude.min() >= 0.6 - 1e-6 and amplitude.max() <= 1.0 + 1e-6
     torch.testing.assert_close(inputs[:, 1:2], amplitude**2, atol=1e-4, rtol=1e-4)  # z = 0 plane
@@ -93,6 +104,7 @@ def test_sample_channels_targets_and_noiseless_consistency() -> None:
 
 def test_defocus_jitter_stays_within_its_bounds_and_is_reproducible() -> None:
     sampler = DefocusJitter((-10.0, 10.0), focus_offset_um=2.0, jitter_um=0.5)
+    assert isinstance(sampler, ParameterSampler)
     a = sampler.sample(256, torch.Generator().manual_seed(1))["defocus_um"]
     b = sampler.sample(256, torch.Generator().manual_seed(1))["defocus_um"]
     assert torch.equal(a, b)

@@ -22,7 +22,7 @@ def test_every_bundled_image_loads_offline_in_unit_range() -> None:
     for i in range(len(images)):
         img = images.image(i)
         assert img.shape[0] in (1, 3) and img.dtype == torch.float32
-        assert 0 <= img.min() and img.max() <= 1 and img.std() > 0.01
+        assert img.min() >= 0 and img.max() <= 1 and img.std() > 0.01
 
 
 def test_bundled_sample_shape_range_and_reproducibility() -> None:
@@ -41,12 +41,22 @@ def test_view_at_unit_scale_keeps_the_pixel_pitch_and_flip_reverses_it() -> None
     for seed in range(4):
         g = torch.Generator().manual_seed(seed)
         view = random_view(src, (32, 40), g, scale_range=(1.0, 1.0), rotate=False, flip=False)
-        torch.testing.assert_close(view.diff(dim=-1), torch.full((1, 32, 39), step), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            view.diff(dim=-1), torch.full((1, 32, 39), step), atol=1e-5, rtol=0
+        )
     zoomed = random_view(src, (32, 40), g, scale_range=(2.0, 2.0), rotate=False, flip=False)
-    torch.testing.assert_close(zoomed.diff(dim=-1).mean(), torch.tensor(step / 2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        zoomed.diff(dim=-1).mean(), torch.tensor(step / 2), atol=1e-6, rtol=0
+    )
     slopes = {
-        round(float(random_view(src, (8, 8), torch.Generator().manual_seed(s), (1.0, 1.0), False,
-                                True).diff(dim=-1).mean() / step))
+        round(
+            float(
+                random_view(src, (8, 8), torch.Generator().manual_seed(s), (1.0, 1.0), False, True)
+                .diff(dim=-1)
+                .mean()
+                / step
+            )
+        )
         for s in range(12)
     }
     assert slopes == {-1, 1}

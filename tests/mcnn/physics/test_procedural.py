@@ -44,7 +44,9 @@ def test_colour_channels_are_correlated_but_not_identical() -> None:
 def test_power_law_field_has_the_asked_spectral_slope(beta: float) -> None:
     n = 128
     field = power_law_field(16, 1, (n, n), beta, torch.Generator().manual_seed(0))
-    power = (torch.fft.fft2(field - field.mean(dim=(2, 3), keepdim=True)).abs() ** 2).mean(dim=(0, 1))
+    power = (torch.fft.fft2(field - field.mean(dim=(2, 3), keepdim=True)).abs() ** 2).mean(
+        dim=(0, 1)
+    )
     f = torch.sqrt(torch.fft.fftfreq(n).view(n, 1) ** 2 + torch.fft.fftfreq(n).view(1, n) ** 2)
     band = (f > 0.02) & (f < 0.3)
     slope = torch.linalg.lstsq(
@@ -78,5 +80,9 @@ def test_a_256_px_sample_takes_well_under_ten_milliseconds() -> None:
 def test_rejects_negative_weights() -> None:
     with pytest.raises(ValueError, match="weights"):
         ProceduralContent(weights=(1.0, -1.0, 0.0))
-    assert math.isfinite(ProceduralContent(weights=(0.0, 0.0, 1.0)).sample(
-        1, (16, 16), torch.Generator()).sum().item())
+    assert math.isfinite(
+        ProceduralContent(weights=(0.0, 0.0, 1.0))
+        .sample(1, (16, 16), torch.Generator())
+        .sum()
+        .item()
+    )

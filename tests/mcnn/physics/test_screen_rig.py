@@ -95,7 +95,9 @@ def test_wide_blur_washes_out_fine_screen_detail() -> None:
 
 def test_shot_and_read_noise_have_the_configured_variance() -> None:
     kwargs = {**FLAT, "gamma": 1.0, "ambient": 0.05}
-    noisy = ScreenRigPhysics(camera_size=(128, 128), noise_std=0.01, photons_full_scale=500, **kwargs)
+    noisy = ScreenRigPhysics(
+        camera_size=(128, 128), noise_std=0.01, photons_full_scale=500, **kwargs
+    )
     clean = ScreenRigPhysics(camera_size=(128, 128), **CLEAN, **kwargs)
     screen = torch.full((2, 3, 128, 128), 0.6)
     level = clean(screen)
@@ -111,8 +113,12 @@ def test_exposure_is_a_gain_before_ambient_light_per_example() -> None:
     base = rig(x, exposure=1.0)
     scaled = rig(x, exposure=torch.tensor([2.0, 0.5]))
     ambient = rig.ambient
-    torch.testing.assert_close(scaled[0] - ambient[0], 2.0 * (base[0] - ambient[0]), atol=1e-5, rtol=0)
-    torch.testing.assert_close(scaled[1] - ambient[0], 0.5 * (base[1] - ambient[0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        scaled[0] - ambient[0], 2.0 * (base[0] - ambient[0]), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        scaled[1] - ambient[0], 0.5 * (base[1] - ambient[0]), atol=1e-5, rtol=0
+    )
 
 
 def test_gamma_encodes_the_linear_sensor_value() -> None:

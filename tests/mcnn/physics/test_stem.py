@@ -66,10 +66,16 @@ def test_lattice_spacing_sets_the_column_density() -> None:
 
 
 def test_columns_are_bright_peaks_on_a_dark_background() -> None:
-    cfg = StemConfig(background_max=0.0, vacancy_fraction_max=0.0, scan_jitter_px=0.0,
-                     drift_px_max=0.0, spacing_px_range=(8.0, 8.0))
-    clean = StemAdfSimulator(cfg).clean(2, (64, 64), torch.Generator().manual_seed(1),
-                                        ProceduralContent())
+    cfg = StemConfig(
+        background_max=0.0,
+        vacancy_fraction_max=0.0,
+        scan_jitter_px=0.0,
+        drift_px_max=0.0,
+        spacing_px_range=(8.0, 8.0),
+    )
+    clean = StemAdfSimulator(cfg).clean(
+        2, (64, 64), torch.Generator().manual_seed(1), ProceduralContent()
+    )
     assert clean.max() > 4 * clean.median()
 
 

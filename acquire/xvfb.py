@@ -1,0 +1,55 @@
+"""Start a private Xvfb display (tests and the benchmark): real X11, so mss and Qt work as on a desk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+
+class Xvfb:
+    """``with Xvfb((1920, 1080)) as x: x.display`` -> ``":N"``; the server stops on exit."""
+
+    def __init__(self, size: tuple[int, int] = (1920, 1080), depth: int = 24) -> None:
+        self.size, self.depth = size, depth
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.display = ""
+
+    def start(self) -> Xvfb:
+        binary = shutil.which("Xvfb")
+        if binary is None:
+            raise FileNotFoundError("Xvfb is not installed (apt-get install xvfb)")
+        read_fd, write_fd = os.pipe()
+        self.proc = subprocess.Popen(
+            [binary, "-displayfd", str(write_fd), "-screen", "0",
+             f"{self.size[0]}x{self.size[1]}x{self.depth}", "-nolisten", "tcp", "-noreset"],
+            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(write_fd)
+        deadline, data = time.monotonic() + 10, b""
+        with os.fdopen(read_fd, "rb") as pipe:
+            while not data.endswith(b"\n") and time.monotonic() < deadline:
+                chunk = pipe.read(1)
+                if not chunk:
+                    break
+                data += chunk
+        if not data.strip():
+            self.stop()
+            raise RuntimeError("Xvfb did not start")
+        self.display = f":{int(data.strip())}"
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+    def __enter__(self) -> Xvfb:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,66 @@
+"""mcnn-train and mcnn-demo from the command line: results, help, and one-line user errors."""
+
+import json
+
+import yaml
+
+from apps import demo, train
+
+
+def _write(tmp_path, cfg: dict):
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _tiny(tmp_path):
+    return {
+        "name": "cli", "out_dir": str(tmp_path / "runs"),
+        "model": {"depth": 2, "base_width": 4, "max_width": 8, "branches": 1},
+        "data": {"kind": "simulated", "simulator": {"name": "laplacian"}, "size": 16,
+                 "examples_per_epoch": 8, "val_examples": 4},
+        "train": {"steps": 4, "batch_size": 2, "val_every": 2, "tensorboard": False},
+    }
+
+
+def test_train_cli_runs_with_overrides_and_prints_metrics(tmp_path, capsys):
+    cfg = _write(tmp_path, _tiny(tmp_path))
+    assert train.main([str(cfg), "--steps", "3", "--set", "model.branches=0", "--name", "x"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["step"] == 3 and out["val_mae"] > 0
+    saved = json.loads((tmp_path / "runs" / "x" / "config.json").read_text())
+    assert saved["model"]["branches"] == 0 and saved["train"]["steps"] == 3
+    # resume a finished run with more steps
+    assert train.main([str(cfg), "--name", "x", "--steps", "5", "--set", "model.branches=0",
+                       "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 5
+
+
+def test_train_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
+    bad = _tiny(tmp_path)
+    bad["model"]["depht"] = 3
+    assert train.main([str(_write(tmp_path, bad))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mcnn-train: error: {tmp_path / 'cfg.yaml'}: model.depht: unknown field"]
+    assert train.main([str(tmp_path / "missing.yaml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
+    assert train.main([str(_write(tmp_path, _tiny(tmp_path))), "--set", "nonsense"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_print_config_and_help_document_fields(tmp_path, capsys):
+    assert train.main([str(_write(tmp_path, _tiny(tmp_path))), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["depth"] == 2
+    help_text = train.build_parser().format_help()
+    for field in ("model.branches", "loss.branch_schedule", "optim.lr", "train.steps", "torchrun"):
+        assert field in help_text
+
+
+def test_demo_writes_picture_and_metrics(tmp_path, capsys):
+    assert demo.main(["--steps", "4", "--size", "32", "--out", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["steps"] == 4 and 0 < out["val_mae"] < 10
+    from PIL import Image
+
+    img = Image.open(out["picture"])
+    assert img.size[0] > 500 and img.size[1] > 300
