@@ -62,7 +62,7 @@ class QtStimulusWindow:
         self._buffer: np.ndarray | None = None
 
         class _Canvas(QWidget):
-            def paintEvent(inner, _event: Any) -> None:  # noqa: N805 - Qt naming
+            def paintEvent(inner, _event: Any) -> None:
                 if self._qimage is not None:
                     painter = QPainter(inner)
                     painter.drawImage(inner.rect(), self._qimage)

@@ -95,6 +95,10 @@ class _ScreenHistory:
             t_next = max(t_next + self.period, monotonic_s() - self.period)
             time.sleep(max(0.0, t_next - monotonic_s()))
 
+    def oldest_s(self) -> float:
+        with self.cond:
+            return self.frames[0].t_monotonic_s if self.frames else float("inf")
+
     def nearest(self, t: float, timeout_s: float) -> Frame:
         """The grab nearest to ``t``, waiting (briefly) for one taken at or after ``t``."""
         with self.cond:
@@ -249,6 +253,8 @@ class PairRecorder:
             flags = ["duplicate_camera"] if cam.index == last_cam else []
             last_cam = cam.index
             target = cam.t_monotonic_s - self.latency_s
+            if history.oldest_s() > target:  # warm-up: the screen then was not grabbed yet
+                continue
             scr = history.nearest(target, timeout_s=max(0.1, 2 * history.period))
             skew_ms = 1e3 * (target - scr.t_monotonic_s)
             if abs(skew_ms) > self.config.max_skew_ms:
