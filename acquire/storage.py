@@ -18,7 +18,6 @@ the reader) and orphan frame files of pairs in flight.
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import logging
@@ -31,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from acquire.config import ManifestEntry, RecordingMetadata
+from mcnn.utils.atomic import DiskFullError, fsync_dir, is_disk_full
+from mcnn.utils.atomic import atomic_write_bytes as _atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -40,32 +41,9 @@ SUMMARY = "summary.json"
 CALIBRATION = "calibration.json"
 
 
-class DiskFullError(OSError):
-    """The disk is full: recording must stop, keeping what was written."""
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either no file or the whole file."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(exc.errno, f"disk full while writing {path}") from exc
-        raise
+    """A durable frame file; the folder is fsynced once per pair by ``write_pair``."""
+    _atomic_write_bytes(path, data, sync_dir=False)
 
 
 def encode_frame(image: np.ndarray, fmt: str) -> bytes:
@@ -127,7 +105,7 @@ class RecordingWriter:
                 self._manifest.flush()
                 os.fsync(self._manifest.fileno())
             except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                if is_disk_full(exc):
                     raise DiskFullError(exc.errno, "disk full while appending the manifest") \
                         from exc
                 raise

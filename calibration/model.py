@@ -7,12 +7,13 @@ pixels; exposure drift is a fraction of the mean level (0.05 = 5 %).
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mcnn.utils.atomic import atomic_write_text
 
 
 class _Strict(BaseModel):
@@ -63,12 +64,7 @@ class CalibrationResult(_Strict):
         """Write atomically (tmp + fsync + rename): a crash leaves the old file or the new one."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(self.model_dump(mode="json"), indent=2))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(self.model_dump(mode="json"), indent=2))
         return path
 
     @classmethod
