@@ -6,6 +6,7 @@ float images keep their values (quantitative data such as phase must not be resc
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,13 @@ def _as_nchw(a: np.ndarray, path: Path, channels_last: bool) -> np.ndarray:
     raise ImageFileError(f"{path}: {a.ndim}-D array; expected 2-D (H, W), 3-D or 4-D images")
 
 
-def read_images(path: Path) -> np.ndarray:
-    """One file -> float32 ``(N, C, H, W)``. A 3-D TIFF/NPY is a stack of single-channel frames."""
+def read_images(path: Path, channels_last: bool | None = None) -> np.ndarray:
+    """One file -> float32 ``(N, C, H, W)``. A 3-D TIFF/NPY is a stack of single-channel frames.
+
+    ``channels_last``: how to read a 3-D TIFF/NPY. None guesses: a last axis of 3 or 4 (RGB/RGBA)
+    on a TIFF, or of 1/3/4 on an NPY whose first axis is longer than 4, is the channel axis, so a
+    ``(H, W, 3)`` array saved with NumPy is not taken for H frames 3 px wide. True/False force it.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(f"{path}: no such file")
@@ -52,7 +58,9 @@ def read_images(path: Path) -> np.ndarray:
             a = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise ImageFileError(f"{path}: not a readable .npy array ({exc})") from exc
-        return _to_float(_as_nchw(a, path, channels_last=False), path)
+        if channels_last is None:
+            channels_last = a.ndim == 3 and a.shape[-1] in (1, 3, 4) and a.shape[0] > 4
+        return _to_float(_as_nchw(a, path, channels_last=channels_last), path)
     if suffix in (".tif", ".tiff"):
         import tifffile
 
@@ -60,8 +68,9 @@ def read_images(path: Path) -> np.ndarray:
             a = tifffile.imread(path)
         except Exception as exc:
             raise ImageFileError(f"{path}: not a readable TIFF ({exc})") from exc
-        rgb = a.ndim >= 3 and a.shape[-1] in (3, 4)
-        return _to_float(_as_nchw(a, path, channels_last=rgb), path)
+        if channels_last is None:
+            channels_last = a.ndim >= 3 and a.shape[-1] in (3, 4)
+        return _to_float(_as_nchw(a, path, channels_last=channels_last), path)
     if suffix in IMAGE_SUFFIXES:
         import cv2
 
@@ -76,37 +85,56 @@ def read_images(path: Path) -> np.ndarray:
 
 def write_image(path: Path, image: np.ndarray) -> Path:
     """Write ``(C, H, W)`` or ``(N, C, H, W)`` float32. TIFF/NPY keep float32 values exactly;
-    PNG is 16-bit, clipped to [0, 1] (for viewing, not for quantitative outputs)."""
+    PNG is 16-bit, clipped to [0, 1] (for viewing, not for quantitative outputs), 1 or 3 channels.
+
+    Crash-safe: the file is written under a temporary name, fsynced and renamed into place, so a
+    reader never sees half an image.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     a = np.asarray(image, dtype=np.float32)
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".tif", ".tiff", ".png"):
+        raise ImageFileError(f"{path}: unsupported output type; use .tif, .npy or .png")
+    if suffix == ".png":
+        if a.ndim == 4:
+            if a.shape[0] != 1:
+                raise ImageFileError(f"{path}: PNG holds one image; write a stack as TIFF or NPY")
+            a = a[0]
+        if a.ndim != 3 or a.shape[0] not in (1, 3):
+            raise ImageFileError(f"{path}: PNG holds 1 or 3 channels, got shape {a.shape}")
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # same suffix: writers pick by it
+    try:
+        _write_by_suffix(tmp, a, suffix)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _write_by_suffix(path: Path, a: np.ndarray, suffix: str) -> None:
     if suffix == ".npy":
         np.save(path, a)
     elif suffix in (".tif", ".tiff"):
         import tifffile
 
+        photometric = "minisblack"  # frames of a stack are pages, never colour planes
         if a.ndim == 4 and a.shape[1] == 1:
             a = a[:, 0]
         elif a.ndim == 3 and a.shape[0] == 1:
             a = a[0]
         elif a.ndim == 3 and a.shape[0] == 3:
-            a = np.moveaxis(a, 0, -1)
-        tifffile.imwrite(path, a)
-    elif suffix == ".png":
+            a, photometric = np.moveaxis(a, 0, -1), "rgb"
+        tifffile.imwrite(path, a, photometric=photometric)
+    else:
         import cv2
 
-        if a.ndim == 4:
-            if a.shape[0] != 1:
-                raise ImageFileError(f"{path}: PNG holds one image; write a stack as TIFF or NPY")
-            a = a[0]
         u16 = (np.clip(a, 0, 1) * 65535 + 0.5).astype(np.uint16)
         u16 = u16[0] if u16.shape[0] == 1 else cv2.cvtColor(np.moveaxis(u16, 0, -1), cv2.COLOR_RGB2BGR)
         if not cv2.imwrite(str(path), u16):
             raise ImageFileError(f"{path}: could not be written")
-    else:
-        raise ImageFileError(f"{path}: unsupported output type; use .tif, .npy or .png")
-    return path
 
 
 def list_images(folder: Path) -> list[Path]:

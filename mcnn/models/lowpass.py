@@ -55,6 +55,7 @@ class LowPassFront(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.size // 2
-        mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
-        filtered = F.conv2d(F.pad(x, (p, p, p, p), mode=mode), self.weight, groups=self.in_channels)
+        # replicate: valid for any size and branch-free, so exported graphs take any input size
+        padded = F.pad(x, (p, p, p, p), mode="replicate")
+        filtered = F.conv2d(padded, self.weight, groups=self.in_channels)
         return torch.cat([x, filtered], dim=1) if self.mode == "concat" else filtered

@@ -52,14 +52,14 @@ def test_branch_feedback_uses_coarse_outputs_in_forward():
     x = torch.randn(1, 1, 32, 32)
     ref = m(x)
     with torch.no_grad():
-        m.heads["2"].bias += 1.0  # changing a coarse head must change the full output
+        m.stages[0].head.bias += 1.0  # changing a coarse head must change the full output
     assert not torch.allclose(m(x), ref)
 
 
 def test_plain_unet_baseline_has_identical_layers_minus_heads():
     with_b = MCNN(tiny(branches=2))
     plain = MCNN(tiny(branches=0))
-    head_params = sum(p.numel() for p in with_b.heads.parameters())
+    head_params = sum(p.numel() for s in with_b.stages for p in s.head.parameters())
     assert count_parameters(with_b) - count_parameters(plain) == head_params
     assert len(plain.forward_multiscale(torch.randn(1, 1, 16, 16))) == 1
 

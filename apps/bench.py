@@ -1,0 +1,216 @@
+"""mcnn-bench: convergence (MCNN vs the plain U-Net) and inference speed benchmarks.
+
+JSON results go to stdout (and --out); progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from apps.cli import run_cli, setup_logging
+
+PROG = "mcnn-bench"
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def _str_list(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one name")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (``mcnn-bench: error: ...``) and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mcnn.bench.convergence import SCALES, VARIANTS
+    from mcnn.bench.presets import MODEL_PRESETS
+
+    p = _Parser(prog=PROG, description="Benchmarks for MCNN: convergence and inference speed.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser(
+        "convergence",
+        help="train MCNN variants and the plain U-Net; curves, plot, summary",
+        description="Train each variant x skip x seed on the Laplacian tutorial (phase from its "
+        "noisy 9-point Laplacian) with identical data, budget and optimiser (Adam, constant lr). "
+        "Writes curves.csv, convergence.png and summary.json to --out and prints the summary. "
+        f"Variants: {', '.join(VARIANTS)} (unet = branches 0, the baseline). "
+        + " ".join(f"--scale {k}: {v['size']}px, depth {v['depth']}, width {v['base_width']}->"
+                   f"{v['max_width']}, batch {v['batch_size']}, {v['steps']} its."
+                   for k, v in SCALES.items()),
+    )
+    c.add_argument("--scale", choices=sorted(SCALES), default="cpu", help="preset (default cpu)")
+    c.add_argument("--out", type=Path, required=True, help="output folder")
+    c.add_argument("--steps", type=_positive_int, help="iterations per run")
+    c.add_argument("--size", type=_positive_int, help="image side (px)")
+    c.add_argument("--depth", type=_positive_int, help="stride-2 levels")
+    c.add_argument("--base-width", type=_positive_int, help="channels at full resolution")
+    c.add_argument("--max-width", type=_positive_int, help="channel cap")
+    c.add_argument("--branches", type=_positive_int, help="MCNN side outputs (default depth-1)")
+    c.add_argument("--batch-size", type=_positive_int)
+    c.add_argument("--lr", type=float)
+    c.add_argument("--seeds", type=_int_list, help="comma-separated seeds (default 0,1,2)")
+    c.add_argument("--variants", type=_str_list,
+                   help="comma-separated (default unet,mcnn-equal,mcnn-coarse_to_fine)")
+    c.add_argument("--skips", type=_str_list, help="comma-separated: add,concat (default both)")
+    c.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    c.add_argument("--val-every", type=_positive_int, help="validate every N iterations")
+    c.add_argument("--val-examples", type=_positive_int, help="validation set size")
+    c.add_argument("--content", choices=["procedural", "bundled"], help="ground-truth source")
+    c.add_argument("--step-time-seconds", type=float,
+                   help="time budget per variant of the direct step-time check (0 = skip)")
+
+    r = sub.add_parser(
+        "summarize",
+        help="rebuild summary.json and convergence.png from a convergence run's curves.csv",
+    )
+    r.add_argument("out", type=Path, help="the convergence --out folder")
+    r.add_argument("--levels", type=_float_list, help="MAE levels to report reaching, e.g. 0.08,0.07")
+
+    s = sub.add_parser(
+        "speed",
+        help="inference frames/s for network presets or a config file",
+        description="Frames/s of MCNN.forward under torch.inference_mode for every network x "
+        "size x batch x dtype x mode; fps = batch / median seconds per call after warm-up. "
+        f"Presets: {', '.join(f'{k} ({v.depth} levels, {v.base_width}->{v.max_width} ch)' for k, v in MODEL_PRESETS.items())}.",
+    )
+    s.add_argument("--preset", type=_str_list, default=None,
+                   help="comma-separated presets (default denoiser,small unless --config)")
+    s.add_argument("--config", type=Path, action="append", default=[],
+                   help="ModelConfig file (.yaml/.toml/.json; a training config's model: works)")
+    s.add_argument("--sizes", type=_int_list, default=[128, 512], help="default 128,512")
+    s.add_argument("--batch-sizes", type=_int_list,
+                   help="default 1,8 on CPU; 1,256 on CUDA")
+    s.add_argument("--dtypes", type=_str_list, default=["fp32", "bf16"], help="fp32,bf16")
+    s.add_argument("--modes", type=_str_list, default=["eager", "compiled"],
+                   help="eager,compiled (torch.compile)")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    s.add_argument("--seconds", type=float, default=2.0, help="time budget per case (s)")
+    s.add_argument("--warmup", type=int, default=2, help="untimed calls per case")
+    s.add_argument("--threads", type=_positive_int, help="torch.set_num_threads (CPU)")
+    s.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory layout")
+    s.add_argument("--out", type=Path, help="also write the JSON here")
+    return p
+
+
+def _emit(result: dict, out: Path | None) -> None:
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        from mcnn.utils.atomic import atomic_write_text
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, text + "\n")
+    print(text)
+
+
+def _convergence(args: argparse.Namespace) -> int:
+    from mcnn.bench.convergence import run_convergence, settings_for
+    from mcnn.config_io import ConfigError, format_validation_error
+
+    over = {
+        "steps": args.steps, "size": args.size, "depth": args.depth,
+        "base_width": args.base_width, "max_width": args.max_width, "branches": args.branches,
+        "batch_size": args.batch_size, "lr": args.lr, "seeds": args.seeds,
+        "variants": args.variants, "skips": args.skips, "device": args.device,
+        "val_every": args.val_every, "val_examples": args.val_examples, "content": args.content,
+        "step_time_seconds": args.step_time_seconds,
+    }
+    from pydantic import ValidationError
+
+    try:
+        settings = settings_for(args.scale, **over)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    summary = run_convergence(settings, args.out)  # progress is logged to stderr
+    _emit(summary, None)
+    return 0
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from mcnn.bench.convergence import resummarize
+
+    _emit(resummarize(args.out, args.levels), None)
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    import torch
+
+    from mcnn.bench.env import resolve_device
+    from mcnn.bench.presets import load_model_config, model_preset
+    from mcnn.bench.speed import run_speed_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
+    device = resolve_device(args.device)
+    presets = args.preset if args.preset is not None else ([] if args.config else
+                                                           ["denoiser", "small"])
+    networks = {name: model_preset(name) for name in presets}
+    for path in args.config:
+        networks[path.stem] = load_model_config(path)
+    batch_sizes = args.batch_sizes or ([1, 256] if device.type == "cuda" else [1, 8])
+
+    def progress(r: dict) -> None:
+        fps = "skipped: " + r["error"] if r.get("fps") is None else f"{r['fps']:.1f} fps"
+        print(f"{r['network']} {r['size']}px batch {r['batch']} {r['dtype']} {r['mode']}: {fps}",
+              file=sys.stderr, flush=True)
+
+    result = run_speed_bench(
+        networks, device, sizes=args.sizes, batch_sizes=batch_sizes, dtypes=args.dtypes,
+        modes=args.modes, seconds=args.seconds, warmup=args.warmup,
+        channels_last=not args.no_channels_last, progress=progress,
+    )
+    _emit(result, args.out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    body = {"convergence": _convergence, "summarize": _summarize, "speed": _speed}[args.command]
+    return run_cli(PROG, lambda: body(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""mcnn-predict: run a trained MCNN on image files (PNG/TIFF/NPY, single images or stacks)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from apps.cli import run_cli, setup_logging
+
+PROG = "mcnn-predict"
+
+EPILOG = """\
+Integer images are scaled to [0, 1]; float images are used as they are. A 3-D TIFF/NPY is a stack
+of frames and its output is a stack too; when the model takes C > 1 input channels, a C-frame
+stack is read as one C-channel image (e.g. C defocus distances). Outputs keep the input's stem:
+float32 TIFF by default (quantitative values such as phase in rad are kept exactly), or NPY, or
+16-bit PNG clipped to [0, 1] (one PNG per frame, stem_0000.png, for stacks).
+Frames that do not fit the memory budget (or every frame, with --tile) run tiled with overlap
+blending. Prints a JSON summary on stdout. Exit codes: 0 ok, 2 user error, 1 failure."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Predict with a trained MCNN: image files in, image files out (same stems).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", type=Path, help="run folder, checkpoint folder or model.safetensors")
+    p.add_argument("inputs", type=Path, nargs="+", help="image files and/or folders of images")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--format", choices=["tif", "npy", "png"], default="tif",
+                   help="output format (default tif: float32)")
+    p.add_argument("--tile", type=int, metavar="N", help="tile size in input px (multiple of 2**depth)")
+    p.add_argument("--overlap", type=int, default=64, metavar="N",
+                   help="tile overlap in input px (default 64)")
+    p.add_argument("--batch-size", type=int, default=4, metavar="N",
+                   help="frames per forward pass (default 4)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast on CUDA, fp32 elsewhere")
+    p.add_argument("--memory-mb", type=float, metavar="MB",
+                   help="memory one forward pass may use (default: 60%% of free device memory)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="read 3-D TIFF/NPY as (H, W, C) images, not as stacks of frames")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def input_files(inputs: list[Path]) -> list[Path]:
+    """Files as given, folders expanded to their images (sorted)."""
+    from mcnn.data.image_files import list_images
+
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise ValueError(f"{path}: no PNG/TIFF/NPY/JPEG images in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+    return files
+
+
+def output_paths(files: list[Path], out_dir: Path, suffix: str) -> list[Path]:
+    """``out_dir/stem.suffix`` per input; two inputs with one stem, or overwriting an input, is an error."""
+    targets: dict[Path, Path] = {}
+    sources = {f.resolve() for f in files}
+    for f in files:
+        target = out_dir / f"{f.stem}.{suffix}"
+        if target in targets:
+            raise ValueError(f"{f}: same stem as {targets[target]}; both would write {target}")
+        if target.resolve() in sources:
+            raise ValueError(f"{f}: the output {target} would overwrite an input; choose another -o")
+        targets[target] = f
+    return list(targets)
+
+
+def as_model_input(frames: np.ndarray, path: Path, in_channels: int) -> np.ndarray:
+    """``(N, C, H, W)`` frames as the model's channels; a C-frame stack is one C-channel image."""
+    n, c = frames.shape[:2]
+    if c == in_channels:
+        return frames
+    if c == 1 and n == in_channels:
+        return frames.transpose(1, 0, 2, 3)
+    what = f"{c} channels" if c > 1 or n == 1 else f"a stack of {n} single-channel frames"
+    raise ValueError(f"{path}: {what} but the model expects {in_channels}")
+
+
+def write_output(target: Path, y: np.ndarray) -> list[Path]:
+    """``(N, C, H, W)`` predictions of one file: a stack stays a stack (PNG: one file per frame)."""
+    from mcnn.data.image_files import write_image
+
+    if len(y) == 1:
+        return [write_image(target, y[0])]
+    if target.suffix == ".png":
+        return [write_image(target.with_name(f"{target.stem}_{i:04d}.png"), f)
+                for i, f in enumerate(y)]
+    return [write_image(target, y)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+
+    def body() -> int:
+        from tqdm import tqdm
+
+        from mcnn.data.image_files import read_images
+        from mcnn.infer import Predictor
+
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+        files = input_files(args.inputs)
+        targets = output_paths(files, args.out, args.format)
+        predictor = Predictor.from_checkpoint(
+            args.checkpoint, device=args.device, precision=args.precision, tile_size=args.tile,
+            overlap=args.overlap, memory_budget_mb=args.memory_mb,
+        )
+        cin = predictor.config.in_channels
+        counts: list[int] = []  # frames per file, known once the file has been read
+
+        def frames() -> Iterator[np.ndarray]:
+            for path in files:
+                x = as_model_input(read_images(path, args.channels_last or None), path, cin)
+                counts.append(len(x))
+                yield from x
+
+        start = time.perf_counter()
+        written: list[str] = []
+        pending: list[np.ndarray] = []
+        done = 0  # files written
+        with tqdm(total=len(files), unit="file", disable=True if len(files) < 2 else None) as bar:
+            # frames of consecutive files share batches; outputs come back in input order
+            for y in predictor.stream(frames(), batch_size=args.batch_size):
+                pending.append(y)
+                while done < len(counts) and len(pending) >= counts[done]:
+                    k = counts[done]
+                    written += [str(p) for p in write_output(targets[done], np.stack(pending[:k]))]
+                    del pending[:k]
+                    done += 1
+                    bar.update(1)
+        seconds = time.perf_counter() - start
+        print(json.dumps({"written": written, "files": len(files), "frames": sum(counts),
+                          "device": str(predictor.device), "seconds": round(seconds, 3)}))
+        return 0
+
+    return run_cli(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Pure functions that turn validation curves into the convergence benchmark's summary.
+
+A curve is the validation MAE of one run at increasing steps, ``steps[i] -> values[i]``, with the
+pure training time (s, validation excluded) spent up to each of those steps in ``seconds[i]``. A run
+that diverged has NaN values; NaN never counts as reaching a level.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def first_reach(
+    steps: Sequence[int], values: Sequence[float], level: float
+) -> tuple[int, int] | None:
+    """``(index, step)`` of the first validation whose MAE is <= ``level``; None if never."""
+    for i, (s, v) in enumerate(zip(steps, values, strict=True)):
+        if not math.isnan(v) and v <= level:
+            return i, int(s)
+    return None
+
+
+def steps_to_reach(steps: Sequence[int], values: Sequence[float], level: float) -> int | None:
+    """Iterations until the validation MAE first reaches ``level`` (at validation resolution)."""
+    hit = first_reach(steps, values, level)
+    return None if hit is None else hit[1]
+
+
+def seconds_to_reach(
+    steps: Sequence[int], values: Sequence[float], seconds: Sequence[float], level: float
+) -> float | None:
+    """Training seconds (validation excluded) until the MAE first reaches ``level``."""
+    hit = first_reach(steps, values, level)
+    return None if hit is None else float(seconds[hit[0]])
+
+
+def value_at(steps: Sequence[int], values: Sequence[float], step: int) -> float | None:
+    """MAE of the last validation at or before ``step``; None when none was that early."""
+    best = None
+    for s, v in zip(steps, values, strict=True):
+        if s <= step:
+            best = float(v)
+    return best
+
+
+def late_mean(steps: Sequence[int], values: Sequence[float], fraction: float = 0.25) -> float:
+    """Mean MAE over the validations in the last ``fraction`` of the run's steps: less noisy than
+    the single last validation (NaN when any of them diverged)."""
+    cut = steps[-1] * (1 - fraction)
+    tail = [v for s, v in zip(steps, values, strict=True) if s >= cut] or [values[-1]]
+    return float(sum(tail) / len(tail))
+
+
+def spread(xs: Iterable[float | None]) -> dict[str, Any]:
+    """Median, min and max over runs. ``None`` (never reached) and NaN (diverged) count as +inf in
+    the median, so the median is None when half or more of the runs never got there."""
+    xs = list(xs)
+    n = len(xs)
+    finite = sorted(float(x) for x in xs if x is not None and not math.isnan(x))
+    ranked = finite + [math.inf] * (n - len(finite))
+    med = statistics.median(ranked) if ranked else math.inf
+    return {
+        "median": None if math.isinf(med) else round(med, 6),
+        "min": round(finite[0], 6) if finite else None,
+        "max": round(finite[-1], 6) if finite else None,
+        "n": n,
+        "n_finite": len(finite),
+    }
+
+
+def group_curves(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, list]]:
+    """``{(variant, skip, seed): {"step": [...], "val_mae": [...], "train_time_s": [...]}}``."""
+    curves: dict[tuple[str, str, int], dict[str, list]] = {}
+    for r in rows:
+        key = (r["variant"], r["skip"], int(r["seed"]))
+        c = curves.setdefault(key, {"step": [], "val_mae": [], "train_time_s": []})
+        c["step"].append(int(r["step"]))
+        c["val_mae"].append(float(r["val_mae"]))
+        c["train_time_s"].append(float(r["train_time_s"]))
+    for c in curves.values():
+        order = sorted(range(len(c["step"])), key=c["step"].__getitem__)
+        for k in c:
+            c[k] = [c[k][i] for i in order]
+    return curves
+
+
+def summarize_curves(
+    rows: Iterable[dict[str, Any]],
+    *,
+    checkpoints: Sequence[int] = (100, 500, 2000),
+    levels: Sequence[float] = (0.1, 0.07),
+    baseline: str = "unet",
+) -> dict[str, dict[str, Any]]:
+    """Per skip, per variant: MAE at each checkpoint reached, final MAE, late MAE (mean of the last
+    quarter of validations), and the iterations and seconds to reach each level in ``levels`` and
+    the baseline's median final MAE (``"<baseline>_final"``).
+
+    A checkpoint beyond the last validation step is left out; the last step is always reported.
+    """
+    curves = group_curves(rows)
+    out: dict[str, dict[str, Any]] = {}
+    skips = sorted({k[1] for k in curves})
+    for skip in skips:
+        variants = sorted({k[0] for k in curves if k[1] == skip}, key=lambda v: (v != baseline, v))
+        base_runs = [c for (v, s, _), c in curves.items() if v == baseline and s == skip]
+        base_final = spread(c["val_mae"][-1] for c in base_runs)["median"] if base_runs else None
+        targets: dict[str, float] = {f"{lv:g}": float(lv) for lv in levels}
+        if base_final is not None:
+            targets[f"{baseline}_final"] = base_final
+        out[skip] = {}
+        for variant in variants:
+            runs = [c for (v, s, _), c in sorted(curves.items()) if v == variant and s == skip]
+            last = min(c["step"][-1] for c in runs)
+            marks = sorted({*(p for p in checkpoints if p <= last), last})
+            entry: dict[str, Any] = {
+                "seeds": len(runs),
+                "mae_at_step": {
+                    str(p): spread(value_at(c["step"], c["val_mae"], p) for c in runs) for p in marks
+                },
+                "final_mae": spread(c["val_mae"][-1] for c in runs),
+                "late_mae": spread(late_mean(c["step"], c["val_mae"]) for c in runs),
+                "train_time_s": spread(c["train_time_s"][-1] for c in runs),
+                "reach": {},
+            }
+            for name, level in targets.items():
+                entry["reach"][name] = {
+                    "mae": level,
+                    "steps": spread(steps_to_reach(c["step"], c["val_mae"], level) for c in runs),
+                    "seconds": spread(
+                        seconds_to_reach(c["step"], c["val_mae"], c["train_time_s"], level)
+                        for c in runs
+                    ),
+                }
+            out[skip][variant] = entry
+    return out

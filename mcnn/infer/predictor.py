@@ -1,0 +1,225 @@
+"""Running a trained MCNN: single frames, batches, streams, and frames too large for one pass.
+
+Arrays in and out keep their kind (numpy or torch) and rank: ``(H, W)``, ``(C, H, W)`` or
+``(N, C, H, W)`` float32 in; the same rank out with ``out_channels`` and ``output_scale`` applied
+(an ``(H, W)`` frame gives ``(H*s, W*s)`` when the model has one output channel, else
+``(C_out, H*s, W*s)``). Torch tensors come back on the device they came from.
+
+Frames are tiled (see ``mcnn.infer.tiling``) when ``tile_size`` is set, or automatically when the
+memory estimate of a whole frame exceeds the device's budget; batches that fit frame by frame but
+not all together are split instead of tiled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import numpy as np
+import torch
+
+from mcnn.infer.memory import choose_tile_size, estimate_inference_bytes, memory_budget_bytes
+from mcnn.infer.tiling import tiled_apply
+from mcnn.models import MCNN, ModelConfig
+from mcnn.train.checkpoint import load_model
+from mcnn.train.runtime import select_device
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16"]
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" = CUDA, then MPS, then CPU; a named device must exist (ValueError naming it)."""
+    if name == "auto":
+        return select_device("auto")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={name!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but no CUDA device is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={name!r} but only {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={name!r} but MPS is not available")
+    return device
+
+
+class Predictor:
+    """A model in eval mode on a device, with precision, tiling and batching chosen once.
+
+    Args:
+        device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps".
+        precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32" or "bf16".
+        compile: wrap the model in ``torch.compile`` (worth it for long streams of one size).
+        channels_last: NHWC memory format; None = on for CUDA (faster convolutions there).
+        tile_size: input px per tile side (a multiple of ``2**depth``); None = tile only when a
+            frame does not fit ``memory_budget_mb``.
+        overlap: input px shared by neighbouring tiles; larger = closer to untiled output.
+        tile_batch: tiles per forward pass.
+        memory_budget_mb: what one forward pass may use; None = a fraction of free device memory.
+    """
+
+    def __init__(
+        self,
+        model: MCNN,
+        *,
+        device: str | torch.device = "auto",
+        precision: Precision = "auto",
+        compile: bool = False,
+        channels_last: bool | None = None,
+        tile_size: int | None = None,
+        overlap: int = 64,
+        tile_batch: int = 4,
+        memory_budget_mb: float | None = None,
+    ) -> None:
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.config: ModelConfig = model.config
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision={precision!r}; expected auto, fp32 or bf16")
+        bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
+        self.amp_dtype = torch.bfloat16 if bf16 else None
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        m = self.config.size_multiple
+        if tile_size is not None and (tile_size < m or tile_size % m):
+            raise ValueError(f"tile_size={tile_size} must be a positive multiple of {m} (2**depth)")
+        if overlap < 0 or (tile_size is not None and overlap >= tile_size):
+            raise ValueError(f"overlap={overlap} must be >= 0 and smaller than tile_size={tile_size}")
+        if tile_batch < 1:
+            raise ValueError(f"tile_batch={tile_batch} must be >= 1")
+        self.tile_size, self.overlap, self.tile_batch = tile_size, overlap, tile_batch
+        self.memory_budget_mb = memory_budget_mb
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=fmt).eval()
+        self._net = torch.compile(self.model) if compile else self.model
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "auto",
+        precision: Precision = "auto",
+        compile: bool = False,
+        channels_last: bool | None = None,
+        **options: int | float | None,
+    ) -> Predictor:
+        """Load ``model.safetensors`` (the file, a checkpoint folder or a run folder; no pickle).
+
+        ``options`` are the tiling keywords of ``Predictor`` (tile_size, overlap, ...).
+        Raises ``CheckpointError`` (a ValueError) naming the file when it cannot be used.
+        """
+        model, _ = load_model(Path(path))
+        return cls(
+            model, device=device, precision=precision, compile=compile,
+            channels_last=channels_last, **options,  # type: ignore[arg-type]
+        )
+
+    # ---------------------------------------------------------------------------------- core
+    @property
+    def budget_bytes(self) -> int:
+        if self.memory_budget_mb is not None:
+            return int(self.memory_budget_mb * 2**20)
+        return memory_budget_bytes(self.device)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self._net(x).float()
+
+    def plan(self, batch: int, height: int, width: int) -> tuple[int, int | None]:
+        """``(frames per pass, tile size or None)`` for a ``(batch, C, height, width)`` input."""
+        if self.tile_size is not None:
+            return batch, self.tile_size
+        budget = self.budget_bytes
+        per_frame = estimate_inference_bytes(self.config, height, width)
+        if per_frame <= budget:
+            return max(1, min(batch, budget // max(per_frame, 1))), None
+        tile = choose_tile_size(self.config, budget, self.tile_batch, self.overlap)
+        log.debug("%dx%d frame needs ~%d MiB: tiling at %d", height, width, per_frame >> 20, tile)
+        return 1, tile
+
+    @torch.inference_mode()
+    def predict_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` tensor -> ``(N, C_out, H*s, W*s)`` float32 on ``x``'s device."""
+        if x.ndim != 4:
+            raise ValueError(f"expected (N, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"{x.shape[1]} channels but the model expects {self.config.in_channels}"
+            )
+        source = x.device
+        chunk, tile = self.plan(*x.shape[:1], *x.shape[-2:])
+        outputs = []
+        for k in range(0, x.shape[0], chunk):
+            part = x[k : k + chunk].to(self.device, torch.float32)
+            if tile is None:
+                outputs.append(self._forward(part))
+            else:
+                outputs.append(tiled_apply(
+                    self._forward, part, tile=tile, overlap=min(self.overlap, tile - 1),
+                    multiple=self.config.size_multiple, scale=self.config.output_scale,
+                    out_channels=self.config.out_channels, batch=self.tile_batch,
+                ))
+        y = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+        return y.to(source)
+
+    def predict(self, image: Array) -> Array:
+        """One frame ``(H, W)``/``(C, H, W)`` or a batch ``(N, C, H, W)``; same kind and rank out."""
+        as_numpy = isinstance(image, np.ndarray)
+        x = torch.from_numpy(np.ascontiguousarray(image, np.float32)) if as_numpy else image
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a numpy array or torch tensor, got {type(image).__name__}")
+        rank = x.ndim
+        if rank not in (2, 3, 4):
+            raise ValueError(f"expected (H, W), (C, H, W) or (N, C, H, W), got {tuple(x.shape)}")
+        batch = x.reshape((1,) * (4 - rank) + tuple(x.shape))
+        return self._unbatch(self.predict_batch(batch), rank, as_numpy)[0]  # type: ignore[return-value]
+
+    def _unbatch(self, y: torch.Tensor, rank: int, as_numpy: bool) -> list:
+        """Undo the batching of frames of ``rank``: a list of one array per input (rank 4: one)."""
+        items = [y] if rank == 4 else [f[0] if rank == 2 and f.shape[0] == 1 else f for f in y]
+        return [f.cpu().numpy() if as_numpy else f for f in items]
+
+    def stream(self, frames: Iterable[Array], batch_size: int = 1) -> Iterator[Array]:
+        """Predictions for a (possibly endless) iterable of frames, in order.
+
+        Up to ``batch_size`` consecutive frames of the same shape run as one batch; a frame of a
+        new shape flushes the pending ones first, so order is always kept.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        pending: list = []
+        for frame in frames:
+            if pending and (tuple(frame.shape) != tuple(pending[0].shape)
+                            or type(frame) is not type(pending[0])):
+                yield from self._run_pending(pending)
+                pending = []
+            pending.append(frame)
+            if len(pending) >= batch_size:
+                yield from self._run_pending(pending)
+                pending = []
+        if pending:
+            yield from self._run_pending(pending)
+
+    def _run_pending(self, frames: list) -> Iterator:
+        rank = frames[0].ndim
+        if len(frames) == 1 or rank == 4:
+            for f in frames:
+                yield self.predict(f)
+            return
+        as_numpy = isinstance(frames[0], np.ndarray)
+        tensors = [torch.from_numpy(np.ascontiguousarray(f, np.float32)) if as_numpy else f
+                   for f in frames]
+        batch = torch.stack([t if rank == 3 else t[None] for t in tensors])
+        yield from self._unbatch(self.predict_batch(batch), rank, as_numpy)

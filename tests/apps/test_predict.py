@@ -1,0 +1,118 @@
+"""mcnn-predict end to end: files in, files out equal to the Predictor's; one-line user errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from apps import predict
+from mcnn.infer import Predictor
+from mcnn.models import MCNN, ModelConfig
+from mcnn.train.checkpoint import save_model
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: threads only contend
+    yield
+    torch.set_num_threads(threads)
+
+
+def _checkpoint(tmp_path, **kw):
+    torch.manual_seed(0)
+    cfg = {"depth": 2, "base_width": 8, "max_width": 16, "branches": 1, **kw}
+    folder = tmp_path / "run" / "checkpoints" / "best"
+    folder.mkdir(parents=True)
+    save_model(MCNN(ModelConfig(**cfg)).eval(), folder / "model.safetensors")
+    return tmp_path / "run"
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_folder_of_images_and_stacks_gives_float32_tiffs_equal_to_the_predictor(tmp_path, capsys):
+    run = _checkpoint(tmp_path)
+    rng = np.random.default_rng(0)
+    src = tmp_path / "in"
+    src.mkdir()
+    single = rng.random((21, 30), dtype=np.float32)
+    stack = rng.random((5, 20, 33), dtype=np.float32)
+    u16 = (rng.random((16, 16)) * 65535).astype(np.uint16)
+    tifffile.imwrite(src / "a.tif", single)
+    np.save(src / "b.npy", stack)
+    import cv2
+
+    cv2.imwrite(str(src / "c.png"), u16)
+    out = tmp_path / "out"
+    assert predict.main([str(run), str(src), "-o", str(out), "--batch-size", "3"]) == 0
+    report = _last_json(capsys)
+    assert report["files"] == 3 and report["frames"] == 7 and len(report["written"]) == 3
+    p = Predictor.from_checkpoint(run, device="cpu")
+    a, b, c = (tifffile.imread(out / f"{n}.tif") for n in "abc")
+    assert a.dtype == b.dtype == c.dtype == np.float32
+    assert a.shape == (21, 30) and b.shape == (5, 20, 33) and c.shape == (16, 16)
+    assert np.allclose(a, p.predict(single), atol=1e-6)
+    assert np.allclose(b, p.predict(stack[:, None])[:, 0], atol=1e-6)
+    assert np.allclose(c, p.predict(u16.astype(np.float32) / 65535), atol=1e-6)
+
+
+def test_tiled_npy_output_with_scale_and_a_stack_read_as_channels(tmp_path, capsys):
+    run = _checkpoint(tmp_path, in_channels=2, out_channels=3, output_scale=2)
+    x = np.random.default_rng(1).random((2, 45, 70), dtype=np.float32)  # 2 frames = 2 channels
+    np.save(tmp_path / "pair.npy", x)
+    assert predict.main([str(run), str(tmp_path / "pair.npy"), "-o", str(tmp_path / "o"),
+                         "--format", "npy", "--tile", "32", "--overlap", "16"]) == 0
+    y = np.load(tmp_path / "o" / "pair.npy")
+    assert y.dtype == np.float32 and y.shape == (3, 90, 140)
+    p = Predictor.from_checkpoint(run, device="cpu", tile_size=32, overlap=16)
+    assert np.array_equal(y, p.predict(x))
+
+
+def test_png_output_writes_one_file_per_frame_of_a_stack(tmp_path, capsys):
+    run = _checkpoint(tmp_path)
+    stack = np.full((3, 16, 24), 0.5, np.float32)
+    tifffile.imwrite(tmp_path / "s.tif", stack, photometric="minisblack")
+    assert predict.main([str(run), str(tmp_path / "s.tif"), "-o", str(tmp_path / "o"),
+                         "--format", "png"]) == 0
+    names = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert names == ["s_0000.png", "s_0001.png", "s_0002.png"]
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_user_errors_exit_2_with_one_line_naming_the_file(tmp_path, capsys):
+    run = _checkpoint(tmp_path)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "input.png"), np.zeros((8, 8, 3), np.uint8))
+    out = str(tmp_path / "o")
+    assert predict.main([str(run), str(tmp_path / "input.png"), "-o", out]) == 2
+    assert "input.png: 3 channels but the model expects 1" in _one_line_error(capsys)
+    assert predict.main([str(tmp_path / "nope"), str(tmp_path / "input.png"), "-o", out]) == 2
+    assert "nope: no such checkpoint" in _one_line_error(capsys)
+    assert predict.main([str(run), str(tmp_path / "missing.tif"), "-o", out]) == 2
+    assert "missing.tif: no such file or folder" in _one_line_error(capsys)
+    (tmp_path / "broken.tif").write_bytes(b"not a tiff")
+    assert predict.main([str(run), str(tmp_path / "broken.tif"), "-o", out]) == 2
+    assert "broken.tif: not a readable TIFF" in _one_line_error(capsys)
+    np.save(tmp_path / "input.npy", np.zeros((8, 8), np.float32))
+    assert predict.main([str(run), str(tmp_path / "input.png"), str(tmp_path / "input.npy"),
+                         "-o", out]) == 2
+    assert "both would write" in _one_line_error(capsys)
+    assert predict.main([str(run), str(tmp_path / "input.npy"), "-o", str(tmp_path),
+                         "--format", "npy"]) == 2
+    assert "would overwrite an input" in _one_line_error(capsys)
+    assert predict.main([str(run), str(tmp_path / "input.npy"), "-o", out, "--tile", "30"]) == 2
+    assert "tile_size=30 must be a positive multiple of 4" in _one_line_error(capsys)
+    assert predict.main([str(run), str(tmp_path / "input.npy"), "-o", out, "--device", "gpu"]) == 2
+    assert "device='gpu': not a device name" in _one_line_error(capsys)
