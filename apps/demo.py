@@ -32,9 +32,8 @@ def demo_config(problem: str, steps: int, size: int, out_dir: Path, device: str)
         "out_dir": str(out_dir),
         "model": {
             "in_channels": cin, "out_channels": cout, "output_scale": scale,
-            "depth": 4, "base_width": 16, "max_width": 128, "branches": 3, "skip": "add",
+            "depth": 4, "base_width": 16, "max_width": 128, "branches": 3, "skip": "concat",
         },
-        "loss": {"branch_schedule": {"kind": "coarse_to_fine"}},
         "data": {
             "kind": "simulated", "simulator": SIMULATORS[problem], "size": size,
             "examples_per_epoch": 512, "val_examples": 32, "seed": 0,
