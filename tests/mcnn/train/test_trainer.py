@@ -103,3 +103,15 @@ def test_bf16_autocast_path_runs_on_cpu(tiny_config):
     t = Trainer(tiny_config(train__precision="bf16", train__steps=3))
     assert t.amp_dtype == torch.bfloat16
     assert t.fit()["val_mae"] > 0
+
+
+def test_torch_compile_path_trains_like_eager(tiny_config):
+    losses = {}
+
+    class Spy(Trainer):
+        def on_step_end(self, step, logs):
+            losses.setdefault(self.cfg.name, []).append(logs["loss/total"])
+
+    Spy(tiny_config(name="eager", train__steps=3, train__val_every=3)).fit()
+    Spy(tiny_config(name="compiled", train__steps=3, train__val_every=3, train__compile=True)).fit()
+    assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-3)
