@@ -40,7 +40,7 @@ from mcnn.train.sampling import EpochSampler
 log = logging.getLogger(__name__)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ValueError):
     """Training cannot go on for a reason the user can fix; the message says which."""
 
 

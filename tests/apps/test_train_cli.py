@@ -64,3 +64,12 @@ def test_demo_writes_picture_and_metrics(tmp_path, capsys):
 
     img = Image.open(out["picture"])
     assert img.size[0] > 500 and img.size[1] > 300
+
+
+def test_data_that_does_not_fit_the_model_is_a_one_line_error(tmp_path, capsys):
+    cfg = _tiny(tmp_path)
+    cfg["model"]["in_channels"] = 3
+    assert train.main([str(_write(tmp_path, cfg))]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "mcnn-train: error: model.in_channels=3 but the data inputs have 1"
+    ]
