@@ -175,15 +175,15 @@ def _summarize(args: argparse.Namespace) -> int:
 def _speed(args: argparse.Namespace) -> int:
     import torch
 
-    from mcnn.bench.env import resolve_device
     from mcnn.bench.presets import load_model_config, model_preset
     from mcnn.bench.speed import run_speed_bench
+    from mcnn.train.runtime import select_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
-    device = resolve_device(args.device)
+    device = select_device(args.device)
     presets = args.preset if args.preset is not None else ([] if args.config else
                                                            ["denoiser", "small"])
     networks = {name: model_preset(name) for name in presets}

@@ -20,12 +20,13 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mcnn.bench.env import environment, resolve_device
+from mcnn.bench.env import environment
 from mcnn.bench.step_time import training_step_ms
 from mcnn.bench.summary import summarize_curves
 from mcnn.data.protocol import set_epoch
 from mcnn.models import ModelConfig
 from mcnn.train.config import TrainConfig
+from mcnn.train.runtime import select_device
 from mcnn.train.trainer import Trainer
 from mcnn.utils.atomic import atomic_write_text
 
@@ -286,7 +287,7 @@ def run_convergence(
     ``summary.json`` into ``out_dir``; returns the summary."""
     from mcnn.bench.plot import plot_convergence
 
-    device = resolve_device(s.device)
+    device = select_device(s.device)
     s = s.model_copy(update={"device": device.type})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,17 +25,6 @@ def device_name(device: torch.device) -> str:
     return cpu_name()
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is available")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ValueError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
-    return torch.device(name)
-
-
 def environment(device: torch.device) -> dict[str, Any]:
     return {
         "device": str(device),

@@ -4,14 +4,13 @@ Exporters live in ``mcnn.infer.export`` (onnx/onnxruntime are imported only when
 """
 
 from mcnn.infer.memory import estimate_inference_bytes
-from mcnn.infer.predictor import Predictor, resolve_device
+from mcnn.infer.predictor import Predictor
 from mcnn.infer.tiling import plan_tiles, tile_spans, tiled_apply
 
 __all__ = [
     "Predictor",
     "estimate_inference_bytes",
     "plan_tiles",
-    "resolve_device",
     "tile_spans",
     "tiled_apply",
 ]

@@ -33,23 +33,6 @@ Precision = Literal["auto", "fp32", "bf16"]
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" = CUDA, then MPS, then CPU; a named device must exist (ValueError naming it)."""
-    if name == "auto":
-        return select_device("auto")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={name!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but no CUDA device is available")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device={name!r} but only {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={name!r} but MPS is not available")
-    return device
-
-
 class Predictor:
     """A model in eval mode on a device, with precision, tiling and batching chosen once.
 
@@ -78,7 +61,7 @@ class Predictor:
         tile_batch: int = 4,
         memory_budget_mb: float | None = None,
     ) -> None:
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.device = device if isinstance(device, torch.device) else select_device(device)
         self.config: ModelConfig = model.config
         if precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision={precision!r}; expected auto, fp32 or bf16")
