@@ -22,21 +22,13 @@ from acquire.frame import monotonic_s
 def run_bench(*, seconds: float = 10.0, camera_size: tuple[int, int] = (1280, 720),
               latency_ms: float = 80.0, rate_hz: float = 30.0, start_xvfb: bool = False,
               flashes: int = 10) -> dict[str, Any]:
-    from acquire.xvfb import Xvfb
+    from acquire.xvfb import Xvfb, x11_environment
 
     xvfb = Xvfb((1920, 1080)).start() if start_xvfb else None
-    old = {k: os.environ.get(k) for k in ("DISPLAY", "QT_QPA_PLATFORM")}
     try:
-        if xvfb is not None:
-            os.environ["DISPLAY"] = xvfb.display
-        os.environ["QT_QPA_PLATFORM"] = "xcb"
-        return _run(seconds, camera_size, latency_ms, rate_hz, flashes)
+        with x11_environment(xvfb.display if xvfb is not None else None):
+            return _run(seconds, camera_size, latency_ms, rate_hz, flashes)
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         if xvfb is not None:
             xvfb.stop()
 

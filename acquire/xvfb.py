@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 
 
 class Xvfb:
@@ -53,3 +55,20 @@ class Xvfb:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def x11_environment(display: str | None) -> Iterator[None]:
+    """Point mss and Qt (xcb) at ``display`` (None: keep ``DISPLAY``), restoring both on exit."""
+    old = {k: os.environ.get(k) for k in ("DISPLAY", "QT_QPA_PLATFORM")}
+    try:
+        if display is not None:
+            os.environ["DISPLAY"] = display
+        os.environ["QT_QPA_PLATFORM"] = "xcb"
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

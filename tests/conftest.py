@@ -19,17 +19,7 @@ def xvfb_display() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail("Xvfb is required in CI (apt-get install xvfb)")
         pytest.skip("Xvfb not installed")
-    from acquire.xvfb import Xvfb
+    from acquire.xvfb import Xvfb, x11_environment
 
-    with Xvfb((1920, 1080)) as server:
-        old = {k: os.environ.get(k) for k in ("DISPLAY", "QT_QPA_PLATFORM")}
-        os.environ["DISPLAY"] = server.display
-        os.environ["QT_QPA_PLATFORM"] = "xcb"
-        try:
-            yield server.display
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with Xvfb((1920, 1080)) as server, x11_environment(server.display):
+        yield server.display
