@@ -6,10 +6,11 @@ float images keep their values (quantitative data such as phase must not be resc
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from mcnn.utils.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".jpg", ".jpeg", ".bmp")
 
@@ -103,14 +104,8 @@ def write_image(path: Path, image: np.ndarray) -> Path:
             a = a[0]
         if a.ndim != 3 or a.shape[0] not in (1, 3):
             raise ImageFileError(f"{path}: PNG holds 1 or 3 channels, got shape {a.shape}")
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # same suffix: writers pick by it
-    try:
+    with atomic_path(path, keep_suffix=True) as tmp:  # same suffix: writers pick by it
         _write_by_suffix(tmp, a, suffix)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -13,7 +13,6 @@ Folders are written beside the target and swapped in, so a crash mid-save keeps 
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 from mcnn.models import MCNN, ModelConfig
-from mcnn.utils.atomic import atomic_write_text, fsync_dir
+from mcnn.utils.atomic import atomic_path, atomic_write_text, fsync_dir
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -40,11 +39,8 @@ class CheckpointError(ValueError):
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
 
 
 def save_model(model: MCNN, path: Path) -> None:

@@ -6,8 +6,10 @@ A full disk is reported as ``DiskFullError`` so callers can stop cleanly and kee
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -33,23 +35,35 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    """``sync_dir=False`` leaves the directory fsync to the caller (one per batch of files)."""
+@contextlib.contextmanager
+def atomic_path(path: Path, *, sync_dir: bool = True, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write ``path`` through (for writers that take a file name).
+
+    On success the file is fsynced and renamed onto ``path``; on failure it is removed.
+    ``keep_suffix`` names it ``.stem.tmp.suffix`` for writers that pick the format by suffix.
+    ``sync_dir=False`` leaves the directory fsync to the caller (one per batch of files).
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    name = f".{path.stem}.tmp{path.suffix}" if keep_suffix else path.name + ".tmp"
+    tmp = path.with_name(name)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         if is_disk_full(exc):
             raise DiskFullError(exc.errno, f"disk full while writing {path}") from exc
         raise
+    finally:
+        tmp.unlink(missing_ok=True)
     if sync_dir:
         fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    with atomic_path(path, sync_dir=sync_dir) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
