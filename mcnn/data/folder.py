@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 
 from mcnn.data.config import FolderDataConfig
 from mcnn.data.image_files import ImageFileError, list_images, read_images
-
-
-def _seed(*parts: int) -> int:
-    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little")
+from mcnn.data.simulated import example_seed
 
 
 class FolderPairs:
@@ -38,7 +33,7 @@ class FolderPairs:
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.pairs[index]
         if self.crop:
-            rng = np.random.default_rng(_seed(self.seed, self.epoch, index))
+            rng = np.random.default_rng(example_seed(self.seed, "folder", self.epoch, index))
             c, s = self.crop, self.scale
             i = int(rng.integers(0, x.shape[-2] - c + 1))
             j = int(rng.integers(0, x.shape[-1] - c + 1))
