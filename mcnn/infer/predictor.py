@@ -25,7 +25,7 @@ from mcnn.infer.memory import choose_tile_size, estimate_inference_bytes, memory
 from mcnn.infer.tiling import tiled_apply
 from mcnn.models import MCNN, ModelConfig
 from mcnn.train.checkpoint import load_model
-from mcnn.train.runtime import select_device
+from mcnn.train.runtime import autocast_dtype, select_device
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ class Predictor:
         self.config: ModelConfig = model.config
         if precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision={precision!r}; expected auto, fp32 or bf16")
-        bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
-        self.amp_dtype = torch.bfloat16 if bf16 else None
+        self.amp_dtype = autocast_dtype(precision, self.device)  # the same rule as training
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         m = self.config.size_multiple
         if tile_size is not None and (tile_size < m or tile_size % m):
