@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -76,7 +77,21 @@ class QtStimulusWindow:
         self.widget.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.widget.show()
         self.widget.raise_()
-        for _ in range(5):
+        self._wait_exposed(timeout_s=5.0)
+
+    def _wait_exposed(self, timeout_s: float) -> None:
+        """Mapping a window is asynchronous in X11: painting before it is exposed shows nothing,
+        so the first stimulus would be recorded as shown while the screen still showed the desktop."""
+        deadline = monotonic_s() + timeout_s
+        handle = self.widget.windowHandle()
+        while monotonic_s() < deadline:
+            self.app.processEvents()
+            if handle is not None and handle.isExposed():
+                break
+            time.sleep(0.005)
+        else:
+            logger.warning("stimulus window not exposed after %.1f s", timeout_s)
+        for _ in range(3):
             self.app.processEvents()
 
     def show(self, image: np.ndarray) -> float:
