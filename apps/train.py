@@ -7,7 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from apps.cli import field_reference, run_cli, setup_logging
+from apps.cli import (
+    add_config_arguments,
+    field_reference,
+    load_command_config,
+    print_config,
+    run_cli,
+    setup_logging,
+)
 
 PROG = "mcnn-train"
 
@@ -19,9 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Config fields (set them in the file or with --set section.field=value; values are parsed "
         "as JSON when possible, e.g. --set model.branches=0 --set data.size=[64,64]):\n"
         + "\n".join(field_reference(TrainConfig))
-        + "\n\ndata is one of: kind=simulated (simulator, content, size, examples_per_epoch, "
-        "val_examples, seed), kind=folder (inputs, targets, val_count, crop), kind=pairs (path, "
-        "camera_roi, mirror, camera_size, screen_size, grayscale, test_first, skip_flagged).\n\n"
+        + "\n\n"
         "Multi-GPU / multi-node: torchrun --nproc_per_node=N -m apps.train CONFIG (same config).\n"
         "Outputs in out_dir/name: config.json, metrics.csv, tensorboard/, samples/*.png,\n"
         "checkpoints/{last,best}/ (model.safetensors + JSON). Exit codes: 0 ok, 2 user error, "
@@ -44,38 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, help="override out_dir")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--resume", action="store_true", help="continue the run in out_dir/name")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any field, e.g. model.depth=4 (repeatable)")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the validated config as JSON and exit")
+    add_config_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict:
-    o: dict = {}
-    for key, attr in [("train.steps", "steps"), ("train.batch_size", "batch_size"),
-                      ("optim.lr", "lr"), ("train.device", "device"),
-                      ("train.precision", "precision"), ("train.seed", "seed"), ("name", "name")]:
-        if getattr(args, attr) is not None:
-            o[key] = getattr(args, attr)
-    if args.out_dir is not None:
-        o["out_dir"] = str(args.out_dir)
-    if args.compile:
-        o["train.compile"] = True
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set {item}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        o[k.strip()] = _parse_value(v)
-    return o
+def flag_overrides(args: argparse.Namespace) -> dict:
+    """The named flags as dotted overrides (``--set`` items are applied after them)."""
+    return {
+        "train.steps": args.steps, "train.batch_size": args.batch_size, "optim.lr": args.lr,
+        "train.device": args.device, "train.precision": args.precision, "train.seed": args.seed,
+        "name": args.name, "out_dir": str(args.out_dir) if args.out_dir is not None else None,
+        "train.compile": True if args.compile else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,13 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     def body() -> int:
-        from mcnn.config_io import load_config
         from mcnn.train.config import TrainConfig
         from mcnn.train.trainer import Trainer
 
-        cfg = load_config(TrainConfig, args.config, overrides_from_args(args))
+        cfg = load_command_config(TrainConfig, args.config, args, flag_overrides(args))
         if args.print_config:
-            print(cfg.model_dump_json(indent=2))
+            print_config(cfg)
             return 0
         trainer = Trainer(cfg, resume=args.resume)
         metrics = trainer.fit()

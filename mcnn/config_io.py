@@ -80,11 +80,37 @@ def validate(model: type[M], data: dict[str, Any], source: str = "") -> M:
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
-def load_config(model: type[M], path: Path, overrides: dict[str, Any] | None = None) -> M:
-    data = read_mapping(path)
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON when it parses (numbers, lists, null, true), else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.steps=100", "data.size=[64,64]"]`` -> ``{"train.steps": 100, ...}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. train.steps=100")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def load_config(
+    model: type[M], path: Path | None, overrides: dict[str, Any] | None = None
+) -> M:
+    """The one way every command reads its config: ``path`` (or the defaults), then overrides.
+
+    Overrides use dotted keys (``model.depth``) and win over the file; the result is validated as a
+    whole, so an error names the file and the field.
+    """
+    data = read_mapping(path) if path is not None else {}
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    return validate(model, data, str(path))
+    return validate(model, data, str(path) if path is not None else "")
 
 
 def save_config(config: BaseModel, path: Path) -> None:
