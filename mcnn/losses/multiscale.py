@@ -1,7 +1,11 @@
 """Multi-scale MAE: every output compared with the target reduced to that output's size.
 
 The target is reduced by area averaging, which keeps exactly its low frequencies: a coarse output is
-asked for the local mean of the truth, the easiest signal to learn first.
+asked for the local mean of the truth, the easiest signal to learn first. Coarse output ``k`` (at
+``1/2**k``) sits on the network's grid: its pixel ``j`` covers output pixels ``[j*2**k, (j+1)*2**k)``
+of the input padded (replicate, bottom/right) to a multiple of ``2**depth``. So the target is padded
+the same way, pooled in non-overlapping ``2**k`` blocks and cropped, never pooled with the
+overlapping windows ``adaptive_avg_pool2d`` uses when a size is not divisible by ``2**k``.
 """
 
 from __future__ import annotations
@@ -16,9 +20,23 @@ from mcnn.losses.config import BranchScheduleConfig
 
 
 def area_reduce(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    if tuple(target.shape[-2:]) == tuple(size):
+    """``target`` (B, C, H, W) reduced to ``size`` = ``ceil((H, W) / 2**k)`` by ``2**k`` block means.
+
+    The block grid starts at the top-left corner; the last partial block is completed by replicating
+    the target's edge, as the network pads its input.
+    """
+    h, w = target.shape[-2:]
+    if (h, w) == tuple(size):
         return target
-    return F.adaptive_avg_pool2d(target, tuple(size))
+    factor = 1
+    while -(-h // factor) > size[0] or -(-w // factor) > size[1]:
+        factor *= 2
+    if (-(-h // factor), -(-w // factor)) != tuple(size):
+        raise ValueError(
+            f"output size {tuple(size)} is not the target size {(h, w)} divided by a power of 2"
+        )
+    padded = F.pad(target, [0, (-w) % factor, 0, (-h) % factor], mode="replicate")
+    return F.avg_pool2d(padded, factor)
 
 
 def _expand(weights: Sequence[float], n: int) -> list[float]:

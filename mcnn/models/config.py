@@ -46,7 +46,9 @@ class ModelConfig(BaseModel):
     base_width: int = Field(default=32, ge=1, le=1024, description="Channels at full resolution.")
     max_width: int = Field(default=512, ge=1, le=4096, description="Channel cap for deep levels.")
     branches: int = Field(
-        default=3, ge=0, le=10, description="Coarse outputs at 1/2, 1/4, ... of the output size."
+        default=3, ge=0, le=13,
+        description="Coarse outputs at 1/2, 1/4, ... of the output size; at most depth + "
+        "log2(output_scale), the coarsest sitting on the bottleneck (as in the reference network).",
     )
     branch_feedback: bool = Field(
         default=False,
@@ -78,8 +80,9 @@ class ModelConfig(BaseModel):
         levels = self.depth + self.output_scale.bit_length() - 1
         if self.branches > levels:
             raise ValueError(
-                f"branches={self.branches} needs at least that many decoder levels; depth={self.depth}"
-                f" with output_scale={self.output_scale} gives {levels}"
+                f"branches={self.branches} needs that many coarse levels; depth={self.depth} with "
+                f"output_scale={self.output_scale} gives {levels} (1/2 .. 1/{2**levels}, the "
+                "last on the bottleneck)"
             )
         if self.max_width < self.base_width:
             raise ValueError(

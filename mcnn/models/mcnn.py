@@ -25,35 +25,79 @@ from mcnn.models.lowpass import LowPassFront
 
 
 class DecoderStage(nn.Module):
-    """Upsample, merge the encoder skip of this level (if any), and emit a coarse output (if any)."""
+    """Upsample, merge the encoder skip of this level (if any), and emit a coarse output (if any).
 
-    def __init__(
-        self, up: nn.Module, skip_level: int, merge: str, head: nn.Module | None, feedback: bool
-    ) -> None:
+    ``fp32``: run this whole stage in float32 even under autocast (the last stage, whose features
+    the full-resolution head reads). Heads always run in float32: a bf16 head would quantise a phase
+    of ~3 rad into 0.0156 rad steps.
+    """
+
+    def __init__(self, up: nn.Module, skip_level: int, merge: str, feedback: bool) -> None:
         super().__init__()
         self.up = up
         self.skip_level = skip_level  # -1: no skip (the extra doublings of output_scale)
         self.concat = merge == "concat"
-        self.head = head if head is not None else nn.Identity()
-        self.has_head = head is not None
-        self.feedback = feedback and head is not None
+        self.head: nn.Module = nn.Identity()
+        self.has_head = False
+        self.feedback = False
+        self.wants_feedback = feedback
+        self.fp32 = False
+
+    def set_head(self, head: nn.Module) -> None:
+        self.head = head
+        self.has_head = True
+        self.feedback = self.wants_feedback
+
+    def _merge(self, y: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        y = self.up(y)
+        if self.skip_level >= 0:
+            s = skips[self.skip_level]
+            if self.fp32:
+                s = s.float()
+            y = torch.cat([y, s], dim=1) if self.concat else y + s
+        return y
 
     def forward(
         self, y: torch.Tensor, skips: list[torch.Tensor], want_head: bool
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:  # noqa: UP045 - TorchScript needs Optional
-        y = self.up(y)
-        if self.skip_level >= 0:
-            s = skips[self.skip_level]
-            y = torch.cat([y, s], dim=1) if self.concat else y + s
+        if self.fp32:
+            y = y.float()
+            if torch.jit.is_scripting():
+                y = self._merge(y, skips)
+            else:
+                with torch.autocast(device_type=y.device.type, enabled=False):
+                    y = self._merge(y, skips)
+        else:
+            y = self._merge(y, skips)
         out: Optional[torch.Tensor] = None  # noqa: UP045
         if self.has_head and (want_head or self.feedback):
             out = self.head(y)
             if self.feedback:
-                y = torch.cat([y, out], dim=1)
+                y = torch.cat([y.to(out.dtype), out], dim=1)
         return y, out
 
 
+class OutputHead(nn.Conv2d):
+    """A 3x3 convolution to the output channels, evaluated in float32 even under autocast."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if torch.jit.is_scripting():
+            return self._conv_forward(x, self.weight, self.bias)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._conv_forward(x, self.weight.float(), None if self.bias is None
+                                      else self.bias.float())
+
+
 class MCNN(nn.Module):
+    """See the module docstring. Construction order is fixed so that a seed gives the same trunk.
+
+    The trunk (stem, encoder, decoder cells, full-resolution head) is created first from the global
+    RNG; the branch heads are then created from their own generator (seeded by one draw from the
+    global RNG, made whatever ``branches`` is). So ``torch.manual_seed(s); MCNN(cfg)`` starts every
+    variant of a seed (``branches = 0, 1, ...``) from identical trunk weights: a fair comparison.
+    """
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         cfg = config
@@ -72,21 +116,42 @@ class MCNN(nn.Module):
         )
         # Decoder stages run coarse to fine: levels depth-1 .. 0 (merging the skip of that level),
         # then output_scale's extra doublings with no skip. Stage i's output is at
-        # 1 / 2**(n_stages - 1 - i) of the output size; the last `branches` coarse ones get heads.
+        # 1 / 2**(n - 1 - i) of the output size and the bottleneck at 1 / 2**n, so there are n
+        # possible coarse outputs (1/2 .. 1/2**n, the last on the bottleneck, as in the reference
+        # network); the finest `branches` of them get heads.
         levels = list(range(cfg.depth - 1, -1, -1)) + [-1] * (cfg.output_scale.bit_length() - 1)
         n = len(levels)
+        feedback = cfg.out_channels if cfg.branch_feedback else 0
         self.stages = nn.ModuleList()
+        head_inputs: list[int] = []  # channels each head reads; [0] is the bottleneck's
         ch = cfg.width(cfg.depth)
+        head_inputs.append(ch)
+        if cfg.branches >= n:
+            ch += feedback
         for i, level in enumerate(levels):
             cout = cfg.width(max(level, 0))
             up = up_cell(ch, cout, cfg)
             ch = cout * 2 if (level >= 0 and cfg.skip == "concat") else cout
+            head_inputs.append(ch)
             k = n - 1 - i  # this stage is at 1/2**k of the output size
-            head = nn.Conv2d(ch, cfg.out_channels, 3, padding=1) if 1 <= k <= cfg.branches else None
-            self.stages.append(DecoderStage(up, level, cfg.skip, head, cfg.branch_feedback))
-            if head is not None and cfg.branch_feedback:
-                ch += cfg.out_channels
-        self.head = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
+            self.stages.append(DecoderStage(up, level, cfg.skip, cfg.branch_feedback))
+            if 1 <= k <= cfg.branches:
+                ch += feedback
+        self.stages[-1].fp32 = True
+        self.head = OutputHead(ch, cfg.out_channels, 3, padding=1)
+
+        # Branch heads last, from their own generator (see the class docstring).
+        head_seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.bottleneck_head: nn.Module = nn.Identity()
+        self.has_bottleneck_head = cfg.branches >= n
+        self.bottleneck_feedback = self.has_bottleneck_head and cfg.branch_feedback
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(head_seed)
+            if self.has_bottleneck_head:
+                self.bottleneck_head = OutputHead(head_inputs[0], cfg.out_channels, 3, padding=1)
+            for i, stage in enumerate(self.stages):
+                if 1 <= n - 1 - i <= cfg.branches:
+                    stage.set_head(OutputHead(head_inputs[i + 1], cfg.out_channels, 3, padding=1))
 
     def _run(self, x: torch.Tensor, with_branches: bool) -> list[torch.Tensor]:
         h, w = x.shape[-2], x.shape[-1]
@@ -101,6 +166,12 @@ class MCNN(nn.Module):
             skips.append(cell(skips[-1]))
         y = skips[-1]
         coarse: list[torch.Tensor] = []
+        if self.has_bottleneck_head and (with_branches or self.bottleneck_feedback):
+            out = self.bottleneck_head(y)
+            if with_branches:
+                coarse.append(out)
+            if self.bottleneck_feedback:
+                y = torch.cat([y.to(out.dtype), out], dim=1)
         for stage in self.stages:
             y, out = stage(y, skips, with_branches)
             if out is not None and with_branches:

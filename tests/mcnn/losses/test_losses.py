@@ -74,3 +74,19 @@ def test_patch_discriminator_and_lsgan_losses():
     assert float(generator_adversarial_loss(ones)) == 0
     assert float(discriminator_loss(ones, zeros)) == 0
     assert float(discriminator_loss(zeros, ones)) == 1
+
+
+def test_area_reduce_pools_on_the_networks_padded_grid_not_overlapping_windows():
+    # 5 px at 1/4: the network's coarse pixels cover [0, 4) and [4, 8) of the replicate-padded row
+    t = torch.tensor([[[[0.0, 1.0, 2.0, 3.0, 4.0]]]]).expand(1, 1, 4, 5)
+    r = area_reduce(t, (1, 2))
+    assert torch.allclose(r, torch.tensor([[[[1.5, 4.0]]]]))  # adaptive pooling gave [1.0, 3.0]
+
+
+def test_area_reduce_matches_a_720_px_output_at_one_32nd():
+    t = torch.rand(1, 2, 720, 64)
+    r = area_reduce(t, (23, 2))
+    padded = torch.cat([t, t[:, :, -1:].expand(1, 2, 16, 64)], dim=2)  # 720 -> 736 = 23 * 32
+    assert torch.allclose(r, padded.reshape(1, 2, 23, 32, 2, 32).mean(dim=(3, 5)), atol=1e-6)
+    with pytest.raises(ValueError, match="power of 2"):
+        area_reduce(t, (24, 2))

@@ -60,6 +60,7 @@ def test_plain_unet_baseline_has_identical_layers_minus_heads():
     with_b = MCNN(tiny(branches=2))
     plain = MCNN(tiny(branches=0))
     head_params = sum(p.numel() for s in with_b.stages for p in s.head.parameters())
+    assert not with_b.has_bottleneck_head
     assert count_parameters(with_b) - count_parameters(plain) == head_params
     assert len(plain.forward_multiscale(torch.randn(1, 1, 16, 16))) == 1
 
@@ -100,3 +101,62 @@ def test_norm_options_train(norm):
 def test_invalid_configs_name_the_fields(kw, fragment):
     with pytest.raises(ValueError, match=fragment):
         tiny(**kw)
+
+
+@pytest.mark.parametrize("depth, scale", [(1, 1), (3, 1), (3, 2), (2, 4), (7, 1)])
+def test_every_branch_count_the_config_allows_is_built(depth, scale):
+    """The config's rule and the network agree: branches == depth + log2(scale) puts the
+    coarsest head on the bottleneck (the shipped STEM config failed with '7 outputs but 8
+    weights')."""
+    levels = depth + scale.bit_length() - 1
+    m = MCNN(ModelConfig(depth=depth, base_width=4, max_width=16, branches=levels,
+                         output_scale=scale, skip="add"))
+    outs = m.forward_multiscale(torch.randn(1, 1, 40, 24))
+    assert len(outs) == levels + 1
+    assert [tuple(o.shape[-2:]) for o in outs] == [
+        (-(-40 * scale // 2**k), -(-24 * scale // 2**k)) for k in range(levels + 1)]
+    with pytest.raises(ValueError, match=f"branches={levels + 1}"):
+        ModelConfig(depth=depth, branches=levels + 1, output_scale=scale)
+
+
+def test_bottleneck_head_feeds_back_when_asked():
+    torch.manual_seed(0)
+    m = MCNN(tiny(branches=3, branch_feedback=True)).eval()
+    x = torch.randn(1, 1, 32, 32)
+    ref = m(x)
+    with torch.no_grad():
+        m.bottleneck_head.bias += 1.0
+    assert not torch.allclose(m(x), ref)
+
+
+@pytest.mark.parametrize("skip", ["add", "concat"])
+def test_a_seed_gives_the_same_trunk_whatever_the_branch_count(skip):
+    """Heads come from their own generator after the trunk: the U-Net and MCNN of a seed start
+    from identical shared weights (a fair convergence comparison)."""
+    states = []
+    for branches in (0, 1, 3):
+        torch.manual_seed(7)
+        states.append(MCNN(tiny(branches=branches, skip=skip)).state_dict())
+    shared = states[0].keys()
+    for other in states[1:]:
+        assert all(torch.equal(states[0][k], other[k]) for k in shared)
+    assert torch.randn(1).item() != 0  # the global RNG is still usable afterwards
+
+
+@pytest.mark.parametrize("skip", ["add", "concat"])
+def test_outputs_under_bf16_autocast_are_fp32_and_match_to_1e_3(skip):
+    """Heads and the last decoder stage run in fp32: a ~3 rad phase is not quantised to bf16's
+    0.0156 rad steps."""
+    torch.manual_seed(0)
+    m = MCNN(tiny(depth=4, base_width=16, max_width=64, branches=3, skip=skip)).eval()
+    with torch.no_grad():
+        m.head.bias.fill_(3.0)
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        ref = m(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = m(x)
+            coarse = m.forward_multiscale(x)
+    assert got.dtype == torch.float32 and all(c.dtype == torch.float32 for c in coarse)
+    assert float((got - ref).abs().max()) <= 1e-3 * float(ref.abs().max())
+    assert got.unique().numel() > 0.9 * got.numel()  # not a handful of bf16 levels
