@@ -13,6 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask can only be read by setting it, which is not thread-safe later on.
+_UMASK = _process_umask()
+
+
 class DiskFullError(OSError):
     """The disk (or quota) is full: stop writing, keep what was written."""
 
@@ -50,6 +60,8 @@ def atomic_path(path: Path, *, sync_dir: bool = True, keep_suffix: bool = False)
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # Some writers (safetensors) create 0600 files; a result is readable as the umask says.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except OSError as exc:
         if is_disk_full(exc):
