@@ -5,13 +5,10 @@ import torch
 from pydantic import ValidationError
 from torch.utils.data import DataLoader
 
+from mcnn.data.config import SimulatedDataConfig
 from mcnn.data.protocol import PairDataset, set_epoch
-from mcnn.data.simulated import (
-    SimulatedDataConfig,
-    SimulatedPairs,
-    build_simulated_datasets,
-    example_seed,
-)
+from mcnn.data.seeds import example_seed
+from mcnn.data.simulated import SimulatedPairs, build_simulated_datasets
 from mcnn.physics import LaplacianPhaseSimulator, ProceduralContent
 
 

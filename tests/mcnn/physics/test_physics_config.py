@@ -70,8 +70,9 @@ def test_content_config_builds_each_kind(tmp_path) -> None:
     assert isinstance(
         build_content(CONTENT.validate_python({"kind": "procedural"})), ProceduralContent
     )
-    bundled = build_content(CONTENT.validate_python({"kind": "bundled", "names": ["camera"]}))
-    assert isinstance(bundled, BundledImages) and bundled.names == ("camera",)
+    raw = {"kind": "bundled", "names": ["camera", "moon"]}
+    bundled = build_content(CONTENT.validate_python(raw))
+    assert isinstance(bundled, BundledImages) and bundled.names == ("camera", "moon")
     folder = build_content(CONTENT.validate_python({"kind": "folder", "path": str(tmp_path)}))
     assert isinstance(folder, FolderImages) and len(folder) == 1
 
