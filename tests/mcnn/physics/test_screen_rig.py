@@ -146,3 +146,12 @@ def test_screen_rig_config_rejects_unknown_fields_and_bad_exposure() -> None:
         ScreenRigConfig(blur=3)
     with pytest.raises(ValueError, match="exposure_range"):
         ScreenRigSimulator(ScreenRigConfig(exposure_range=(2.0, 1.0)))
+
+
+def test_the_old_width_height_argument_fails_loudly_and_noise_needs_a_generator() -> None:
+    with pytest.raises(TypeError, match="camera_size"):
+        ScreenRigPhysics(camera_size=(32, 24))
+    rig = ScreenRigPhysics(camera_hw=(24, 32))  # noisy by default
+    assert rig.camera_hw == (24, 32) and rig.albedo.shape[-2:] == (24, 32)
+    with pytest.raises(ValueError, match="needs a torch.Generator"):
+        rig(screens(1, (24, 32)))
