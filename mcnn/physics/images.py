@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mcnn.data.image_io import image_suffixes, normalise, read_raw
+from mcnn.data.image_io import image_suffixes, normalise, read_raw, to_nchw
 from mcnn.physics.config import BUNDLED_NAMES
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,6 @@ def to_unit_tensor(array: np.ndarray, path: str | Path = "<array>") -> torch.Ten
     C)`` arrays are colour (alpha dropped); of a ``(N, H, W)`` stack the first plane is used.
     """
     a = normalise(np.asarray(array), path)
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 1.0)
-    if lo < 0 or hi > 1:
-        a = (a - lo) / max(hi - lo, 1e-12)
     if a.ndim == 2:
         a = a[None]
     elif a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] not in (3, 4):
@@ -52,8 +49,16 @@ def to_unit_tensor(array: np.ndarray, path: str | Path = "<array>") -> torch.Ten
         a = a[:1]  # a stack of planes: use the first
     else:
         raise ValueError(f"{path}: cannot use an image of shape {a.shape}")
-    if a.shape[0] == 2:
-        a = a[:1]
+    return _as_content(a)
+
+
+def _as_content(a: np.ndarray) -> torch.Tensor:
+    """``(C, H, W)`` float32 -> content in [0, 1] with C in {1, 3}: stretched to span [0, 1] when
+    its values leave that range (counts, signed data); 3 colour channels kept, else the first."""
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 1.0)
+    if lo < 0 or hi > 1:
+        a = (a - lo) / max(hi - lo, 1e-12)
+    a = a[:3] if a.shape[0] >= 3 else a[:1]
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
@@ -212,8 +217,9 @@ class BundledImages(_ImageCrops):
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """Decode one file to ``(C, H, W)`` float32 in [0, 1]; raises ValueError if unusable."""
-    return to_unit_tensor(read_raw(path).data, path)
+    """Decode one file to ``(C, H, W)`` float32 in [0, 1] (a stack gives its first frame); raises
+    ValueError (``ImageFileError``) naming the file if it is unusable."""
+    return _as_content(to_nchw(read_raw(path))[0])
 
 
 class FolderImages(_ImageCrops):

@@ -156,3 +156,17 @@ def test_count_images_become_content_by_stretching_not_by_the_type_maximum(tmp_p
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="1 of 16 pixels are NaN"):
         to_unit_tensor(bad)
+
+
+def test_folder_stacks_give_their_first_frame_in_colour_or_grey(tmp_path) -> None:
+    rgb_stack = np.zeros((2, 10, 12, 3), np.uint8)
+    rgb_stack[0, ..., 1] = 255  # first frame pure green
+    tifffile.imwrite(tmp_path / "a.tif", rgb_stack, photometric="rgb")
+    tifffile.imwrite(
+        tmp_path / "b.tif", np.stack([np.full((9, 9), 0.25), np.ones((9, 9))]).astype(np.float32),
+        photometric="minisblack",
+    )
+    images = FolderImages(tmp_path)
+    green = images.image(0)
+    assert green.shape == (3, 10, 12) and green[1].min() == 1 and green[[0, 2]].max() == 0
+    torch.testing.assert_close(images.image(1), torch.full((1, 9, 9), 0.25))
