@@ -8,19 +8,25 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from apps.cli import run_cli, setup_logging
 
+if TYPE_CHECKING:
+    from mcnn.data.image_io import PixelSize
+
 PROG = "mcnn-predict"
 
 EPILOG = """\
-Integer images are scaled to [0, 1]; float images are used as they are. A 3-D TIFF/NPY is a stack
-of frames and its output is a stack too; when the model takes C > 1 input channels, a C-frame
-stack is read as one C-channel image (e.g. C defocus distances). Outputs keep the input's stem:
-float32 TIFF by default (quantitative values such as phase in rad are kept exactly), or NPY, or
-16-bit PNG clipped to [0, 1] (one PNG per frame, stem_0000.png, for stacks).
+Pixel values follow one policy (mcnn.data.image_io): 8- and 16-bit unsigned images are scaled to
+[0, 1], wider or signed integers are kept as counts, floats are used as they are; NaN/Inf pixels
+are refused. A 3-D TIFF/NPY is a stack of frames and its output is a stack too; when the model takes
+C > 1 input channels, a C-frame stack is read as one C-channel image (e.g. C defocus distances).
+Outputs keep the input's stem: float32 TIFF by default (quantitative values such as phase in rad are
+kept exactly; the input's pixel size, divided by the model's output scale, is written too), or NPY,
+or 16-bit PNG clipped to [0, 1] (one PNG per frame, stem_0000.png, for stacks).
 Frames that do not fit the memory budget (or every frame, with --tile) run tiled with overlap
 blending. Prints a JSON summary on stdout. Exit codes: 0 ok, 2 user error, 1 failure."""
 
@@ -55,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def input_files(inputs: list[Path]) -> list[Path]:
     """Files as given, folders expanded to their images (sorted)."""
-    from mcnn.data.image_files import list_images
+    from mcnn.data.image_io import list_images
 
     files: list[Path] = []
     for path in inputs:
@@ -96,16 +102,23 @@ def as_model_input(frames: np.ndarray, path: Path, in_channels: int) -> np.ndarr
     raise ValueError(f"{path}: {what} but the model expects {in_channels}")
 
 
-def write_output(target: Path, y: np.ndarray) -> list[Path]:
-    """``(N, C, H, W)`` predictions of one file: a stack stays a stack (PNG: one file per frame)."""
-    from mcnn.data.image_files import write_image
+def write_output(target: Path, y: np.ndarray, pixel_size: PixelSize | None = None) -> list[Path]:
+    """``(N, C, H, W)`` predictions of one file: a stack stays a stack (PNG: one file per frame).
+
+    ``pixel_size`` is that of the output grid (TIFF only)."""
+    from mcnn.data.image_io import write_image
 
     if len(y) == 1:
-        return [write_image(target, y[0])]
+        return [write_image(target, y[0], pixel_size)]
     if target.suffix == ".png":
         return [write_image(target.with_name(f"{target.stem}_{i:04d}.png"), f)
                 for i, f in enumerate(y)]
-    return [write_image(target, y)]
+    return [write_image(target, y, pixel_size)]
+
+
+def output_pixel_size(pixel_size: PixelSize | None, in_h: int, out_h: int) -> PixelSize | None:
+    """The input's pixel size on the output grid (output scale s: pixels s times smaller)."""
+    return None if pixel_size is None else pixel_size.scaled(out_h / in_h)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from tqdm import tqdm
 
-        from mcnn.data.image_files import read_images
+        from mcnn.data.image_io import read_raw, to_nchw
         from mcnn.infer import Predictor
 
         if args.batch_size < 1:
@@ -128,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         cin = predictor.config.in_channels
         counts: list[int] = []  # frames per file, known once the file has been read
+        scales: list[tuple[PixelSize | None, int]] = []  # (input pixel size, input height)
 
         def frames() -> Iterator[np.ndarray]:
             for path in files:
-                x = as_model_input(read_images(path, args.channels_last or None), path, cin)
+                raw = read_raw(path)
+                x = as_model_input(to_nchw(raw, args.channels_last or None), path, cin)
                 counts.append(len(x))
+                scales.append((raw.pixel_size, x.shape[-2]))
                 yield from x
 
         start = time.perf_counter()
@@ -145,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                 pending.append(y)
                 while done < len(counts) and len(pending) >= counts[done]:
                     k = counts[done]
-                    written += [str(p) for p in write_output(targets[done], np.stack(pending[:k]))]
+                    y_file = np.stack(pending[:k])
+                    px = output_pixel_size(*scales[done], y_file.shape[-2])
+                    written += [str(p) for p in write_output(targets[done], y_file, px)]
                     del pending[:k]
                     done += 1
                     bar.update(1)

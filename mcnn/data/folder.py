@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from mcnn.data.config import FolderDataConfig
-from mcnn.data.image_files import ImageFileError, list_images, read_images
-from mcnn.data.simulated import example_seed
+from mcnn.data.image_io import ImageFileError, list_images, read_images
+from mcnn.data.seeds import example_seed
 
 
 class FolderPairs:

@@ -1,46 +1,54 @@
 """Forward models (simulators) that make training pairs, and the ground truth they start from.
 
 Layout: ``(B, C, H, W)`` float32, row-major. Every random draw comes from a ``torch.Generator``.
+
+Names are loaded on first use (PEP 562), so ``import mcnn.physics.config`` loads the configs only,
+never a simulator implementation.
 """
 
-from mcnn.physics.base import ContentSource, ParameterSampler, Simulator
-from mcnn.physics.config import SimulatorConfig, build_simulator
-from mcnn.physics.content import (
-    BundledContentConfig,
-    ContentConfig,
-    FolderContentConfig,
-    ProceduralContentConfig,
-    build_content,
-)
-from mcnn.physics.defocus import DefocusConfig, DefocusJitter, DefocusSeriesSimulator
-from mcnn.physics.images import BundledImages, FolderImages
-from mcnn.physics.laplacian import LaplacianConfig, LaplacianPhaseSimulator
-from mcnn.physics.procedural import ProceduralContent
-from mcnn.physics.screen_rig import ScreenRigConfig, ScreenRigPhysics, ScreenRigSimulator
-from mcnn.physics.stem import StemAdfSimulator, StemConfig
+from __future__ import annotations
 
-__all__ = [
-    "BundledContentConfig",
-    "BundledImages",
-    "ContentConfig",
-    "ContentSource",
-    "DefocusConfig",
-    "DefocusJitter",
-    "DefocusSeriesSimulator",
-    "FolderContentConfig",
-    "FolderImages",
-    "LaplacianConfig",
-    "LaplacianPhaseSimulator",
-    "ParameterSampler",
-    "ProceduralContent",
-    "ProceduralContentConfig",
-    "ScreenRigConfig",
-    "ScreenRigPhysics",
-    "ScreenRigSimulator",
-    "Simulator",
-    "SimulatorConfig",
-    "StemAdfSimulator",
-    "StemConfig",
-    "build_content",
-    "build_simulator",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "ContentSource": "base",
+    "ParameterSampler": "base",
+    "Simulator": "base",
+    "BUNDLED_NAMES": "config",
+    "BundledContentConfig": "config",
+    "ContentConfig": "config",
+    "DefocusConfig": "config",
+    "FolderContentConfig": "config",
+    "LaplacianConfig": "config",
+    "ProceduralContentConfig": "config",
+    "ScreenRigConfig": "config",
+    "SimulatorConfig": "config",
+    "StemConfig": "config",
+    "build_content": "build",
+    "build_simulator": "build",
+    "DefocusJitter": "defocus",
+    "DefocusSeriesSimulator": "defocus",
+    "BundledImages": "images",
+    "FolderImages": "images",
+    "LaplacianPhaseSimulator": "laplacian",
+    "ProceduralContent": "procedural",
+    "ScreenRigPhysics": "screen_rig",
+    "ScreenRigSimulator": "screen_rig",
+    "StemAdfSimulator": "stem",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mcnn.physics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mcnn.physics.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

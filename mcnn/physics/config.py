@@ -1,36 +1,293 @@
-"""One validated config per simulator, picked by ``name``, and ``build_simulator``."""
+"""Validated configs of every simulator and content source; no implementation is imported here.
+
+Pure pydantic: a training config (``mcnn.data.config``) can name a simulator and its content without
+loading torch code. ``mcnn.physics.build`` turns these configs into objects. Simulators are picked by
+``name`` (``SimulatorConfig``), content sources by ``kind`` (``ContentConfig``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mcnn.physics.base import Simulator
-from mcnn.physics.defocus import DefocusConfig, DefocusSeriesSimulator
-from mcnn.physics.laplacian import LaplacianConfig, LaplacianPhaseSimulator
-from mcnn.physics.screen_rig import ScreenRigConfig, ScreenRigSimulator
-from mcnn.physics.stem import StemAdfSimulator, StemConfig
+# skimage.data images that ship inside the scikit-image wheel (no network needed). "horse",
+# "binary_blobs" and friends are left out: binary masks are poor natural-image content.
+BUNDLED_NAMES = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- simulators -----------------------------------------------------------------------------------
+
+
+class LaplacianConfig(_Strict):
+    """Laplacian tutorial: input = 9-point Laplacian of the phase + noise, target = phase."""
+
+    name: Literal["laplacian"] = "laplacian"
+    phase_scale: float = Field(
+        default=1.0, gt=0, le=100, description="Phase = content (in [0, 1]) * phase_scale, radians."
+    )
+    noise_std: float = Field(
+        default=0.01, ge=0, le=10, description="Std of the Gaussian noise added to the Laplacian."
+    )
+
+
+
+class DefocusConfig(_Strict):
+    """Defocus-series phase retrieval: inputs = N intensities, targets = phase (+ amplitude)."""
+
+    name: Literal["defocus"] = "defocus"
+    defocus_um: list[float] = Field(
+        default=[-25.0, 0.0, 25.0],
+        min_length=1,
+        max_length=16,
+        description="Nominal propagation distances, micrometres (one input channel each).",
+    )
+    wavelength_um: float = Field(default=0.532, gt=0.001, le=20, description="Wavelength, um.")
+    pixel_size_um: float = Field(default=1.0, gt=0.001, le=1000, description="Pixel pitch, um.")
+    phase_max_rad: float = Field(
+        default=math.pi, gt=0, le=100, description="Phase = content (in [0, 1]) * this, radians."
+    )
+    amplitude_contrast: float = Field(
+        default=0.0, ge=0, le=1, description="Amplitude = 1 - contrast * content; 0: pure phase."
+    )
+    predict_amplitude: bool = Field(default=False, description="Add amplitude as target channel 2.")
+    zero_mean_phase: bool = Field(
+        default=True, description="Subtract each target's mean phase (intensities cannot see it)."
+    )
+    photons_per_px: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e9,
+        description="Mean photons per px at intensity 1; None: no shot noise.",
+    )
+    read_noise_std: float = Field(
+        default=0.0, ge=0, le=10, description="Gaussian read noise, in intensity units."
+    )
+    focus_offset_um: float = Field(
+        default=0.0, ge=0, le=1e4, description="Common focus error, +/- um."
+    )
+    defocus_jitter_um: float = Field(
+        default=0.0, ge=0, le=1e4, description="Per-plane jitter, +/- um."
+    )
+    pad_fraction: float = Field(
+        default=0.25, ge=0, le=1, description="Reflect padding per side, fraction of the size."
+    )
+
+    @model_validator(mode="after")
+    def _sampled_finely_enough(self) -> DefocusConfig:
+        if self.pixel_size_um < self.wavelength_um / 2:
+            raise ValueError(
+                f"pixel_size_um ({self.pixel_size_um}) must be >= wavelength_um / 2 "
+                f"({self.wavelength_um / 2}) for scalar angular-spectrum propagation"
+            )
+        return self
+
+
+
+class StemConfig(_Strict):
+    """Low-dose HAADF STEM denoising: input = counts / dose, target = clean image (mean 1)."""
+
+    name: Literal["stem"] = "stem"
+    dose_e_per_px_range: tuple[float, float] = Field(
+        default=(1.0, 10.0), description="Electron dose per pixel, drawn log-uniformly per example."
+    )
+    spacing_px_range: tuple[float, float] = Field(
+        default=(6.0, 14.0), description="Nearest-neighbour column spacing, px."
+    )
+    atom_sigma_px_range: tuple[float, float] = Field(
+        default=(0.8, 2.0), description="Gaussian sigma of an atom column seen by the probe, px."
+    )
+    vacancy_fraction_max: float = Field(default=0.05, ge=0, le=0.5, description="Empty columns.")
+    dopant_fraction_max: float = Field(default=0.02, ge=0, le=0.5, description="Heavier columns.")
+    max_grains: int = Field(default=3, ge=1, le=8, description="Voronoi grains per image, at most.")
+    background_max: float = Field(
+        default=0.3,
+        ge=0,
+        le=2,
+        description="Amorphous background, relative to the brightest column.",
+    )
+    probe_tail_fraction: float = Field(
+        default=0.05, ge=0, le=0.5, description="Share of the probe in broad tails (4x sigma)."
+    )
+    scan_jitter_px: float = Field(default=0.3, ge=0, le=5, description="Row-to-row jitter std, px.")
+    drift_px_max: float = Field(default=2.0, ge=0, le=50, description="Drift over a frame, px.")
+    detector_noise_e: float = Field(
+        default=0.0, ge=0, le=100, description="Gaussian detector noise std, electrons per px."
+    )
+
+    @model_validator(mode="after")
+    def _ordered_ranges(self) -> StemConfig:
+        for name in ("dose_e_per_px_range", "spacing_px_range", "atom_sigma_px_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name} must satisfy 0 < low <= high, got ({lo}, {hi})")
+        return self
+
+
+
+class ScreenRigConfig(_Strict):
+    """Hidden-screen rig: input = camera view of the door (H, W), target = screen (H*s, W*s)."""
+
+    name: Literal["screen_rig"] = "screen_rig"
+    scale: int = Field(default=2, ge=1, le=8, description="Screen size / camera size.")
+    rig_seed: int = Field(default=0, ge=0, description="Seed of the fixed rig (albedo, transport).")
+    blur_px: float = Field(
+        default=12.0, gt=0, le=256, description="Transport blur sigma, camera px."
+    )
+    noise_std: float = Field(
+        default=0.01, ge=0, le=0.5, description="Read noise, full-scale units."
+    )
+    photons_full_scale: float | None = Field(
+        default=2000.0, gt=0, le=1e7, description="Photons at signal 1 (shot noise); None: none."
+    )
+    mirror: bool = True
+    global_mix: float = Field(default=0.15, ge=0, le=1, description="Share of diffuse room bounce.")
+    albedo_contrast: float = Field(default=0.3, ge=0, le=1)
+    vignetting: float = Field(default=0.4, ge=0, le=1, description="Falloff at the corners.")
+    crosstalk: float = Field(default=0.1, ge=0, le=1, description="Sensor colour cross-talk.")
+    ambient: float = Field(default=0.05, ge=0, le=1, description="Ambient light, full-scale units.")
+    gamma: float = Field(default=2.2, ge=1, le=3)
+    warp: float = Field(default=0.05, ge=0, le=0.3, description="Corner shift, half-widths.")
+    exposure_range: tuple[float, float] = Field(
+        default=(0.7, 1.3), description="Per-example exposure gain drawn log-uniformly."
+    )
+
+    @model_validator(mode="after")
+    def _ordered_exposures(self) -> ScreenRigConfig:
+        lo, hi = self.exposure_range
+        if not 0 < lo <= hi <= 100:
+            raise ValueError(f"exposure_range must satisfy 0 < low <= high <= 100, got {(lo, hi)}")
+        return self
+
 
 SimulatorConfig = Annotated[
     LaplacianConfig | DefocusConfig | StemConfig | ScreenRigConfig,
     Field(discriminator="name"),
 ]
 
-_SIMULATORS: dict[type, type[Simulator]] = {
-    LaplacianConfig: LaplacianPhaseSimulator,
-    DefocusConfig: DefocusSeriesSimulator,
-    StemConfig: StemAdfSimulator,
-    ScreenRigConfig: ScreenRigSimulator,
-}
+
+# -- content --------------------------------------------------------------------------------------
 
 
-def build_simulator(
-    cfg: LaplacianConfig | DefocusConfig | StemConfig | ScreenRigConfig,
-) -> Simulator:
-    """Make the simulator a config describes."""
-    try:
-        simulator = _SIMULATORS[type(cfg)]
-    except KeyError:
-        raise TypeError(f"not a simulator config: {type(cfg).__name__}") from None
-    return simulator(cfg)
+class _ViewConfig(_Strict):
+    """Random view augmentation shared by the image sources, and their train/validation split.
+
+    The images themselves are split (by a stable hash of each name or relative path, so adding
+    files never moves an image between the sets): validation views come only from images that
+    training never sees.
+    """
+
+    scale_range: tuple[float, float] = Field(
+        default=(0.5, 2.0), description="Zoom, output px per image px, drawn log-uniformly."
+    )
+    rotate: bool = Field(default=True, description="Rotate by a random angle.")
+    flip: bool = Field(default=True, description="Mirror half of the views.")
+    val_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of the images held out for validation (at least one image).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered_scales(self) -> _ViewConfig:
+        lo, hi = self.scale_range
+        if not 0.05 <= lo <= hi <= 20:
+            raise ValueError(
+                f"scale_range must satisfy 0.05 <= low <= high <= 20, got ({lo}, {hi})"
+            )
+        return self
+
+
+class ProceduralContentConfig(_Strict):
+    """Smooth 1/f^beta fields, soft-edged shapes and textures, mixed per sample."""
+
+    kind: Literal["procedural"] = "procedural"
+    field_weight: float = Field(default=1.0, ge=0, le=100)
+    shapes_weight: float = Field(default=1.0, ge=0, le=100)
+    texture_weight: float = Field(default=0.5, ge=0, le=100)
+    beta_range: tuple[float, float] = Field(
+        default=(2.0, 4.0), description="Spectral slope of the fields (power ~ 1/f^beta)."
+    )
+    max_shapes: int = Field(default=12, ge=1, le=64, description="Shapes per image, at most.")
+
+    @model_validator(mode="after")
+    def _valid_mix(self) -> ProceduralContentConfig:
+        weights = (self.field_weight, self.shapes_weight, self.texture_weight)
+        if sum(weights) <= 0:
+            raise ValueError("field_weight, shapes_weight and texture_weight are all 0")
+        lo, hi = self.beta_range
+        if not 0 <= lo <= hi <= 6:
+            raise ValueError(f"beta_range must satisfy 0 <= low <= high <= 6, got ({lo}, {hi})")
+        return self
+
+
+class BundledContentConfig(_ViewConfig):
+    """Random views of the images shipped with scikit-image."""
+
+    kind: Literal["bundled"] = "bundled"
+    names: list[str] | None = Field(
+        default=None,
+        description=f"Subset of {list(BUNDLED_NAMES)}, at least 2 (one is held out for "
+        "validation); None uses all.",
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _known_names(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None:
+            unknown = sorted(set(names) - set(BUNDLED_NAMES))
+            if unknown or not names:
+                raise ValueError(
+                    f"unknown bundled images {unknown}; choose from {list(BUNDLED_NAMES)}"
+                )
+            if len(set(names)) < 2:
+                raise ValueError(
+                    f"names {names}: give at least 2 images, so that validation views come "
+                    "from an image training never sees"
+                )
+        return names
+
+
+class FolderContentConfig(_ViewConfig):
+    """Random views of a folder of images (searched recursively by default)."""
+
+    kind: Literal["folder"] = "folder"
+    path: Path = Field(
+        description="Folder of at least 2 images (PNG/JPEG/TIFF/BMP/WebP/NPY), any size."
+    )
+    recursive: bool = True
+    cache_mb: float = Field(
+        default=1024.0, ge=0, le=1e6, description="Decoded-image cache per worker, megabytes."
+    )
+
+
+ContentConfig = Annotated[
+    ProceduralContentConfig | BundledContentConfig | FolderContentConfig,
+    Field(discriminator="kind"),
+]
+

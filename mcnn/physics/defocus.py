@@ -14,13 +14,13 @@ Units: lengths in micrometres, phase in radians, intensity relative to a unit-am
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mcnn.physics.base import ContentSource, Simulator
+from mcnn.physics.config import DefocusConfig
+from mcnn.physics.noise import read_noise, shot_noise
 
 
 def angular_spectrum_kernel(
@@ -78,59 +78,6 @@ class DefocusJitter:
         return {"defocus_um": self.defocus_um.view(1, n) + offset + jitter}
 
 
-class DefocusConfig(BaseModel):
-    """Defocus-series phase retrieval: inputs = N intensities, targets = phase (+ amplitude)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Literal["defocus"] = "defocus"
-    defocus_um: list[float] = Field(
-        default=[-25.0, 0.0, 25.0],
-        min_length=1,
-        max_length=16,
-        description="Nominal propagation distances, micrometres (one input channel each).",
-    )
-    wavelength_um: float = Field(default=0.532, gt=0.001, le=20, description="Wavelength, um.")
-    pixel_size_um: float = Field(default=1.0, gt=0.001, le=1000, description="Pixel pitch, um.")
-    phase_max_rad: float = Field(
-        default=math.pi, gt=0, le=100, description="Phase = content (in [0, 1]) * this, radians."
-    )
-    amplitude_contrast: float = Field(
-        default=0.0, ge=0, le=1, description="Amplitude = 1 - contrast * content; 0: pure phase."
-    )
-    predict_amplitude: bool = Field(default=False, description="Add amplitude as target channel 2.")
-    zero_mean_phase: bool = Field(
-        default=True, description="Subtract each target's mean phase (intensities cannot see it)."
-    )
-    photons_per_px: float | None = Field(
-        default=None,
-        gt=0,
-        le=1e9,
-        description="Mean photons per px at intensity 1; None: no shot noise.",
-    )
-    read_noise_std: float = Field(
-        default=0.0, ge=0, le=10, description="Gaussian read noise, in intensity units."
-    )
-    focus_offset_um: float = Field(
-        default=0.0, ge=0, le=1e4, description="Common focus error, +/- um."
-    )
-    defocus_jitter_um: float = Field(
-        default=0.0, ge=0, le=1e4, description="Per-plane jitter, +/- um."
-    )
-    pad_fraction: float = Field(
-        default=0.25, ge=0, le=1, description="Reflect padding per side, fraction of the size."
-    )
-
-    @model_validator(mode="after")
-    def _sampled_finely_enough(self) -> DefocusConfig:
-        if self.pixel_size_um < self.wavelength_um / 2:
-            raise ValueError(
-                f"pixel_size_um ({self.pixel_size_um}) must be >= wavelength_um / 2 "
-                f"({self.wavelength_um / 2}) for scalar angular-spectrum propagation"
-            )
-        return self
-
-
 class DefocusSeriesSimulator(Simulator):
     """Pairs ``(N defocused intensities, phase [+ amplitude])`` at scale 1."""
 
@@ -166,13 +113,8 @@ class DefocusSeriesSimulator(Simulator):
         """Shot noise (counts / photons, so the mean is kept) and Gaussian read noise."""
         c = self.config
         if c.photons_per_px is not None:
-            counts = torch.poisson(intensity.clamp_min(0) * c.photons_per_px, generator=generator)
-            intensity = counts / c.photons_per_px
-        if c.read_noise_std > 0:
-            intensity = intensity + c.read_noise_std * torch.randn(
-                intensity.shape, generator=generator
-            )
-        return intensity
+            intensity = shot_noise(intensity, c.photons_per_px, generator)
+        return read_noise(intensity, c.read_noise_std, generator)
 
     def sample(
         self,

@@ -2,64 +2,43 @@
 
 Each sample is a random crop with a random rescale, rotation and flip, so a handful of images gives
 an endless stream of different content. Images are held as ``(C, H, W)`` float32 tensors in [0, 1]
-(C = 1 or 3). scikit-image, OpenCV and tifffile are imported only when images are loaded.
+(C = 1 or 3). Files are read by ``mcnn.data.image_io`` (one reader registry, one value policy);
+scikit-image, OpenCV and tifffile are imported only when images are loaded.
+
+Validation content is held out image by image: ``holdout_split`` divides the names (bundled) or
+relative paths (folder) into disjoint train and validation sets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mcnn.data.image_io import image_suffixes, normalise, read_raw, to_nchw
+from mcnn.physics.config import BUNDLED_NAMES
+
 logger = logging.getLogger(__name__)
 
-# skimage.data images that ship inside the scikit-image wheel (no network needed). "horse",
-# "binary_blobs" and friends are left out: binary masks are poor natural-image content.
-BUNDLED_NAMES = (
-    "astronaut",
-    "brick",
-    "camera",
-    "cell",
-    "chelsea",
-    "clock",
-    "coffee",
-    "coins",
-    "grass",
-    "gravel",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "moon",
-    "page",
-    "retina",
-    "rocket",
-    "text",
-)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".pgm", ".ppm")
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 
 
-def to_unit_tensor(array: np.ndarray) -> torch.Tensor:
+def to_unit_tensor(array: np.ndarray, path: str | Path = "<array>") -> torch.Tensor:
     """Any 2-D/3-D image array -> ``(C, H, W)`` float32 in [0, 1], C in {1, 3}.
 
-    Integers are divided by their type's maximum (8 and 16 bit alike); floats already in [0, 1]
-    are kept, other floats are stretched to [0, 1]; alpha channels are dropped.
+    Values follow the one policy of ``mcnn.data.image_io.normalise`` (8/16-bit unsigned scaled to
+    [0, 1], other integers kept as counts, floats as they are; non-finite values refused); content
+    must lie in [0, 1], so an image with values outside is then stretched to span [0, 1]. ``(H, W,
+    C)`` arrays are colour (alpha dropped); of a ``(N, H, W)`` stack the first plane is used.
     """
-    a = np.asarray(array)
-    if a.dtype == bool:
-        a = a.astype(np.float32)
-    elif np.issubdtype(a.dtype, np.integer):
-        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
-    else:
-        a = a.astype(np.float32)
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        if lo < 0 or hi > 1:
-            a = (a - lo) / max(hi - lo, 1e-12)
-        a = np.nan_to_num(a)
+    a = normalise(np.asarray(array), path)
     if a.ndim == 2:
         a = a[None]
     elif a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] not in (3, 4):
@@ -69,10 +48,48 @@ def to_unit_tensor(array: np.ndarray) -> torch.Tensor:
     elif a.ndim == 3:
         a = a[:1]  # a stack of planes: use the first
     else:
-        raise ValueError(f"cannot use an image of shape {a.shape}")
-    if a.shape[0] == 2:
-        a = a[:1]
+        raise ValueError(f"{path}: cannot use an image of shape {a.shape}")
+    return _as_content(a)
+
+
+def _as_content(a: np.ndarray) -> torch.Tensor:
+    """``(C, H, W)`` float32 -> content in [0, 1] with C in {1, 3}: stretched to span [0, 1] when
+    its values leave that range (counts, signed data); 3 colour channels kept, else the first."""
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 1.0)
+    if lo < 0 or hi > 1:
+        a = (a - lo) / max(hi - lo, 1e-12)
+    a = a[:3] if a.shape[0] >= 3 else a[:1]
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def holdout_split(
+    keys: Sequence[str], val_fraction: float, what: str = "content"
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split image keys (names, relative paths) into disjoint ``(train, val)``, deterministically.
+
+    A key is held out when a stable hash of it, read as a number in [0, 1), is below
+    ``val_fraction``: the decision depends on the key alone, so adding or removing other images
+    never moves an image between the sets. At least one image lands on each side (the lowest hash
+    goes to validation when none did, the highest back to training when all did).
+    """
+    keys = tuple(dict.fromkeys(keys))
+    if len(keys) < 2:
+        raise ValueError(
+            f"{what}: {len(keys)} image(s); at least 2 are needed so that validation uses an "
+            "image training never sees"
+        )
+    u = {k: _unit_hash(k) for k in keys}
+    val = {k for k in keys if u[k] < val_fraction}
+    if not val:
+        val = {min(keys, key=u.__getitem__)}
+    if len(val) == len(keys):
+        val.discard(max(keys, key=u.__getitem__))
+    return tuple(k for k in keys if k not in val), tuple(k for k in keys if k in val)
+
+
+def _unit_hash(key: str) -> float:
+    digest = hashlib.blake2b(key.encode(), digest_size=8, person=b"mcnn-holdout").digest()
+    return int.from_bytes(digest, "little") / 2.0**64
 
 
 def convert_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
@@ -185,6 +202,11 @@ class BundledImages(_ImageCrops):
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """One name per image, in index order (what ``holdout_split`` splits)."""
+        return self.names
+
     def image(self, index: int) -> torch.Tensor:
         name = self.names[index]
         if name not in self._images:
@@ -195,30 +217,18 @@ class BundledImages(_ImageCrops):
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """Decode one file to ``(C, H, W)`` float32 in [0, 1]; raises ValueError if unreadable."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        try:
-            array = tifffile.imread(path, key=0)
-        except Exception as exc:  # tifffile raises many types for corrupt files
-            raise ValueError(f"cannot read {path}: {exc}") from exc
-    else:
-        import cv2
-
-        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if array is None:
-            raise ValueError(f"cannot read {path}")
-        if array.ndim == 3 and array.shape[2] >= 3:
-            array = cv2.cvtColor(array[..., :3], cv2.COLOR_BGR2RGB)
-    return to_unit_tensor(array)
+    """Decode one file to ``(C, H, W)`` float32 in [0, 1] (a stack gives its first frame); raises
+    ValueError (``ImageFileError``) naming the file if it is unusable."""
+    return _as_content(to_nchw(read_raw(path))[0])
 
 
 class FolderImages(_ImageCrops):
-    """Random views of a user's images (PNG/JPEG/TIFF/BMP/WebP, 8 or 16 bit, any size).
+    """Random views of a user's images (any format ``mcnn.data.image_io`` reads, any size).
 
-    Decoded images are kept in a least-recently-used cache of at most ``cache_mb`` megabytes so that
-    later epochs do not decode again; each DataLoader worker holds its own cache.
+    ``files`` restricts it to some of the folder's files (``subset``: the train or validation
+    images); ``label`` names that subset in messages. Decoded images are kept in a
+    least-recently-used cache of at most ``cache_mb`` megabytes so that later epochs do not decode
+    again; each DataLoader worker holds its own cache.
     """
 
     def __init__(
@@ -229,29 +239,53 @@ class FolderImages(_ImageCrops):
         rotate: bool = True,
         flip: bool = True,
         cache_mb: float = 1024.0,
+        *,
+        files: Sequence[Path] | None = None,
+        label: str = "",
     ) -> None:
         super().__init__(scale_range, rotate, flip)
         self.path = Path(path).expanduser()
+        self.recursive = recursive
+        self.cache_mb = cache_mb
+        self.label = label
+        where = f"image folder {self.path}" + (f" ({label} images)" if label else "")
         if not self.path.is_dir():
             raise ValueError(f"image folder {self.path} does not exist or is not a folder")
-        pattern = "**/*" if recursive else "*"
-        self.files = sorted(
-            p for p in self.path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        if not self.files:
-            raise ValueError(
-                f"image folder {self.path} holds no image ({', '.join(IMAGE_SUFFIXES)})"
+        if files is None:
+            pattern = "**/*" if recursive else "*"
+            suffixes = image_suffixes()
+            files = sorted(
+                p for p in self.path.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes
             )
+            if not files:
+                raise ValueError(f"{where} holds no image ({', '.join(suffixes)})")
+        self.files = list(files)
+        if not self.files:
+            raise ValueError(f"{where} holds no image")
         self.cache_bytes = int(cache_mb * 1e6)
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._cached_bytes = 0
         self._bad: set[int] = set()
         if self._first_readable(0) is None:
-            raise ValueError(f"image folder {self.path} holds no readable image")
-        logger.info("image folder %s: %d files", self.path, len(self.files))
+            raise ValueError(f"{where} holds no readable image")
+        logger.info("%s: %d files", where, len(self.files))
 
     def __len__(self) -> int:
         return len(self.files)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Each file's path relative to the folder (POSIX), in index order."""
+        return tuple(p.relative_to(self.path).as_posix() for p in self.files)
+
+    def subset(self, keys: Sequence[str], label: str) -> FolderImages:
+        """The same folder restricted to the files with these ``keys`` (a train or val split)."""
+        wanted = set(keys)
+        files = [p for p, k in zip(self.files, self.keys, strict=True) if k in wanted]
+        return FolderImages(
+            self.path, self.recursive, self.scale_range, self.rotate, self.flip, self.cache_mb,
+            files=files, label=label,
+        )
 
     def _first_readable(self, start: int) -> torch.Tensor | None:
         """The first decodable image at or after ``start`` (wrapping), skipping bad files."""
@@ -283,5 +317,6 @@ class FolderImages(_ImageCrops):
     def image(self, index: int) -> torch.Tensor:
         image = self._first_readable(index)
         if image is None:
-            raise ValueError(f"image folder {self.path} holds no readable image")
+            label = f" ({self.label} images)" if self.label else ""
+            raise ValueError(f"image folder {self.path}{label} holds no readable image")
         return image

@@ -8,13 +8,12 @@ past the edge), so a constant phase gives exactly zero input.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from mcnn.physics.base import ContentSource, Simulator
+from mcnn.physics.config import LaplacianConfig
+from mcnn.physics.noise import read_noise
 
 STENCIL_9PT = torch.tensor([[1.0, 2.0, 1.0], [2.0, -12.0, 2.0], [1.0, 2.0, 1.0]])
 
@@ -24,20 +23,6 @@ def laplacian_9pt(x: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
     y = F.pad(x.reshape(b * c, 1, h, w), (1, 1, 1, 1), mode="replicate")
     return F.conv2d(y, STENCIL_9PT.to(x).view(1, 1, 3, 3)).reshape(b, c, h, w)
-
-
-class LaplacianConfig(BaseModel):
-    """Laplacian tutorial: input = 9-point Laplacian of the phase + noise, target = phase."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Literal["laplacian"] = "laplacian"
-    phase_scale: float = Field(
-        default=1.0, gt=0, le=100, description="Phase = content (in [0, 1]) * phase_scale, radians."
-    )
-    noise_std: float = Field(
-        default=0.01, ge=0, le=10, description="Std of the Gaussian noise added to the Laplacian."
-    )
 
 
 class LaplacianPhaseSimulator(Simulator):
@@ -63,5 +48,4 @@ class LaplacianPhaseSimulator(Simulator):
         content: ContentSource,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         phase = content.sample(batch, size, generator, channels=1) * self.config.phase_scale
-        noise = torch.randn(phase.shape, generator=generator) * self.config.noise_std
-        return self(phase) + noise, phase
+        return read_noise(self(phase), self.config.noise_std, generator), phase

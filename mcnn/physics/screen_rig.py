@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from mcnn.physics.base import ContentSource, Simulator
+from mcnn.physics.config import ScreenRigConfig
 from mcnn.physics.functional import gaussian_blur, power_law_field, resize, uniform
+from mcnn.physics.noise import clip, gain_offset, read_noise, shot_noise
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,16 @@ def _wide_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
 class ScreenRigPhysics(nn.Module):
     """Forward model of the rig: ``camera = gamma(noise(exposure * C @ (A * V * T(screen)) + amb))``.
 
-    Keyword-only so that a rig reads like its description. ``camera_size`` is ``(width, height)`` in
+    Keyword-only so that a rig reads like its description. ``camera_hw`` is ``(height, width)`` in
     pixels; ``blur_px`` is the middle transport blur sigma in camera pixels; ``noise_std`` is the read
-    noise in units of full scale; ``photons_full_scale`` sets shot noise (None: none).
+    noise in units of full scale; ``photons_full_scale`` sets shot noise (None: none). The noise is
+    ``mcnn.physics.noise``: gain/offset, Gaussian shot noise, read noise, clipping.
     """
 
     def __init__(
         self,
         *,
-        camera_size: tuple[int, int] = (320, 180),
+        camera_hw: tuple[int, int] = (180, 320),
         seed: int = 0,
         blur_px: float = 12.0,
         noise_std: float = 0.01,
@@ -72,12 +73,12 @@ class ScreenRigPhysics(nn.Module):
         n_kernels: int = 3,
     ) -> None:
         super().__init__()
-        width, height = camera_size
+        height, width = camera_hw
         if width < 4 or height < 4:
-            raise ValueError(f"camera_size must be at least (4, 4) pixels, got {camera_size}")
+            raise ValueError(f"camera_hw must be at least (4, 4) pixels, got {camera_hw}")
         if n_kernels < 1:
             raise ValueError(f"n_kernels must be >= 1, got {n_kernels}")
-        self.camera_size = (int(width), int(height))
+        self.camera_hw = (int(height), int(width))
         self.seed = seed
         self.blur_px = float(blur_px)
         self.noise_std = float(noise_std)
@@ -127,8 +128,7 @@ class ScreenRigPhysics(nn.Module):
         """Irradiance the door reflects towards the camera, before the sensor (linear, no noise)."""
         if screen.ndim != 4 or screen.shape[1] != 3:
             raise ValueError(f"screen must be (B, 3, H, W), got {tuple(screen.shape)}")
-        width, height = self.camera_size
-        x = resize(screen.float(), (height, width))
+        x = resize(screen.float(), self.camera_hw)
         grid = self.warp_grid.expand(x.shape[0], -1, -1, -1)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
         if self.mirror:
@@ -147,54 +147,20 @@ class ScreenRigPhysics(nn.Module):
     ) -> torch.Tensor:
         """Render camera frames ``(B, 3, H_cam, W_cam)`` in [0, 1] from screens in [0, 1].
 
-        ``exposure`` is a gain (float or ``(B,)`` tensor); ``generator`` drives the noise only.
+        ``exposure`` is a gain (float or ``(B,)`` tensor); ``generator`` drives the noise only and is
+        required when the rig has noise (no draw ever comes from the global random state).
         """
         light = self.light_on_door(screen)
         sensor = torch.einsum("ij,bjhw->bihw", self.colour_matrix, light)
-        gain = torch.as_tensor(exposure, dtype=sensor.dtype, device=sensor.device)
-        sensor = sensor * gain.reshape(-1, 1, 1, 1) + self.ambient
+        sensor = gain_offset(sensor, exposure, self.ambient)
+        noisy = self.photons_full_scale is not None or self.noise_std > 0
+        if noisy and generator is None:
+            raise ValueError("ScreenRigPhysics with noise needs a torch.Generator for the noise")
         if self.photons_full_scale is not None:
-            shot_std = torch.sqrt(sensor.clamp_min(0) / self.photons_full_scale)
-            sensor = sensor + shot_std * torch.randn(
-                sensor.shape, generator=generator, dtype=sensor.dtype
-            ).to(sensor.device)
+            sensor = shot_noise(sensor, self.photons_full_scale, generator, gaussian=True)
         if self.noise_std > 0:
-            sensor = sensor + self.noise_std * torch.randn(
-                sensor.shape, generator=generator, dtype=sensor.dtype
-            ).to(sensor.device)
-        return sensor.clamp(0.0, 1.0) ** (1.0 / self.gamma)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ScreenRigConfig(_Strict):
-    """Hidden-screen rig: input = camera view of the door (H, W), target = screen (H*s, W*s)."""
-
-    name: Literal["screen_rig"] = "screen_rig"
-    scale: int = Field(default=2, ge=1, le=8, description="Screen size / camera size.")
-    rig_seed: int = Field(default=0, ge=0, description="Seed of the fixed rig (albedo, transport).")
-    blur_px: float = Field(
-        default=12.0, gt=0, le=256, description="Transport blur sigma, camera px."
-    )
-    noise_std: float = Field(
-        default=0.01, ge=0, le=0.5, description="Read noise, full-scale units."
-    )
-    photons_full_scale: float | None = Field(
-        default=2000.0, gt=0, le=1e7, description="Photons at signal 1 (shot noise); None: none."
-    )
-    mirror: bool = True
-    global_mix: float = Field(default=0.15, ge=0, le=1, description="Share of diffuse room bounce.")
-    albedo_contrast: float = Field(default=0.3, ge=0, le=1)
-    vignetting: float = Field(default=0.4, ge=0, le=1, description="Falloff at the corners.")
-    crosstalk: float = Field(default=0.1, ge=0, le=1, description="Sensor colour cross-talk.")
-    ambient: float = Field(default=0.05, ge=0, le=1, description="Ambient light, full-scale units.")
-    gamma: float = Field(default=2.2, ge=1, le=3)
-    warp: float = Field(default=0.05, ge=0, le=0.3, description="Corner shift, half-widths.")
-    exposure_range: tuple[float, float] = Field(
-        default=(0.7, 1.3), description="Per-example exposure gain drawn log-uniformly."
-    )
+            sensor = read_noise(sensor, self.noise_std, generator)
+        return clip(sensor, 0.0, 1.0) ** (1.0 / self.gamma)
 
 
 class ScreenRigSimulator(Simulator):
@@ -206,9 +172,6 @@ class ScreenRigSimulator(Simulator):
     def __init__(self, config: ScreenRigConfig | None = None) -> None:
         super().__init__()
         self.config = config or ScreenRigConfig()
-        lo, hi = self.config.exposure_range
-        if not 0 < lo <= hi <= 100:
-            raise ValueError(f"exposure_range must satisfy 0 < low <= high <= 100, got {(lo, hi)}")
         self.scale = self.config.scale
         self._rigs: dict[tuple[int, int], ScreenRigPhysics] = {}
 
@@ -217,7 +180,7 @@ class ScreenRigSimulator(Simulator):
         if size not in self._rigs:
             c = self.config
             self._rigs[size] = ScreenRigPhysics(
-                camera_size=(size[1], size[0]),
+                camera_hw=size,
                 seed=c.rig_seed,
                 blur_px=c.blur_px,
                 noise_std=c.noise_std,

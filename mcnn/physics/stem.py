@@ -15,14 +15,14 @@ the network learns to denoise real-looking (imperfect) scans, not to undo the sc
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mcnn.physics.base import ContentSource, Simulator
+from mcnn.physics.config import StemConfig
 from mcnn.physics.functional import gaussian_blur, uniform
+from mcnn.physics.noise import poisson_counts, read_noise
 
 
 def splat(points: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -49,48 +49,6 @@ def splat(points: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]) ->
         index = (batch_offset + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).flatten()
         out.index_add_(0, index, (weights * wt * inside).flatten())
     return out.view(b, 1, h, w)
-
-
-class StemConfig(BaseModel):
-    """Low-dose HAADF STEM denoising: input = counts / dose, target = clean image (mean 1)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Literal["stem"] = "stem"
-    dose_e_per_px_range: tuple[float, float] = Field(
-        default=(1.0, 10.0), description="Electron dose per pixel, drawn log-uniformly per example."
-    )
-    spacing_px_range: tuple[float, float] = Field(
-        default=(6.0, 14.0), description="Nearest-neighbour column spacing, px."
-    )
-    atom_sigma_px_range: tuple[float, float] = Field(
-        default=(0.8, 2.0), description="Gaussian sigma of an atom column seen by the probe, px."
-    )
-    vacancy_fraction_max: float = Field(default=0.05, ge=0, le=0.5, description="Empty columns.")
-    dopant_fraction_max: float = Field(default=0.02, ge=0, le=0.5, description="Heavier columns.")
-    max_grains: int = Field(default=3, ge=1, le=8, description="Voronoi grains per image, at most.")
-    background_max: float = Field(
-        default=0.3,
-        ge=0,
-        le=2,
-        description="Amorphous background, relative to the brightest column.",
-    )
-    probe_tail_fraction: float = Field(
-        default=0.05, ge=0, le=0.5, description="Share of the probe in broad tails (4x sigma)."
-    )
-    scan_jitter_px: float = Field(default=0.3, ge=0, le=5, description="Row-to-row jitter std, px.")
-    drift_px_max: float = Field(default=2.0, ge=0, le=50, description="Drift over a frame, px.")
-    detector_noise_e: float = Field(
-        default=0.0, ge=0, le=100, description="Gaussian detector noise std, electrons per px."
-    )
-
-    @model_validator(mode="after")
-    def _ordered_ranges(self) -> StemConfig:
-        for name in ("dose_e_per_px_range", "spacing_px_range", "atom_sigma_px_range"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi:
-                raise ValueError(f"{name} must satisfy 0 < low <= high, got ({lo}, {hi})")
-        return self
 
 
 class StemAdfSimulator(Simulator):
@@ -212,13 +170,9 @@ class StemAdfSimulator(Simulator):
         self, clean: torch.Tensor, dose_e_per_px: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """Noisy measurement in target units: ``Poisson(dose * clean) / dose`` (+ detector noise)."""
-        dose = dose_e_per_px.view(-1, 1, 1, 1)
-        counts = torch.poisson(clean.clamp_min(0) * dose, generator=generator)
-        if self.config.detector_noise_e > 0:
-            counts = counts + self.config.detector_noise_e * torch.randn(
-                counts.shape, generator=generator
-            )
-        return counts / dose
+        counts = poisson_counts(clean, dose_e_per_px, generator)
+        counts = read_noise(counts, self.config.detector_noise_e, generator)  # electrons
+        return counts / dose_e_per_px.view(-1, 1, 1, 1)
 
     def sample(
         self,

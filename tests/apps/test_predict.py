@@ -116,3 +116,24 @@ def test_user_errors_exit_2_with_one_line_naming_the_file(tmp_path, capsys):
     assert "tile_size=30 must be a positive multiple of 4" in _one_line_error(capsys)
     assert predict.main([str(run), str(tmp_path / "input.npy"), "-o", out, "--device", "gpu"]) == 2
     assert "device='gpu': not a device name" in _one_line_error(capsys)
+
+
+def test_output_tiff_carries_the_input_pixel_size_on_its_own_grid(tmp_path, capsys):
+    from mcnn.data.image_io import PixelSize, read_raw, write_image
+
+    run = _checkpoint(tmp_path, output_scale=2)
+    write_image(tmp_path / "x.tif", np.zeros((1, 16, 20), np.float32), PixelSize(0.4, 0.5))
+    assert predict.main([str(run), str(tmp_path / "x.tif"), "-o", str(tmp_path / "o")]) == 0
+    raw = read_raw(tmp_path / "o" / "x.tif")
+    assert raw.data.shape == (32, 40)
+    assert raw.pixel_size.unit == "um"
+    assert (raw.pixel_size.y, raw.pixel_size.x) == pytest.approx((0.2, 0.25), rel=1e-6)
+
+
+def test_a_nan_input_is_a_one_line_user_error(tmp_path, capsys):
+    run = _checkpoint(tmp_path)
+    x = np.zeros((8, 8), np.float32)
+    x[2, 3] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    assert predict.main([str(run), str(tmp_path / "nan.npy"), "-o", str(tmp_path / "o")]) == 2
+    assert "nan.npy: 1 of 64 pixels are NaN or infinite" in _one_line_error(capsys)

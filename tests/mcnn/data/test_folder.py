@@ -6,7 +6,7 @@ import tifffile
 
 from mcnn.data.config import FolderDataConfig
 from mcnn.data.folder import load_folder_pairs
-from mcnn.data.image_files import ImageFileError
+from mcnn.data.image_io import ImageFileError
 
 
 def _make(tmp_path, n=5, size=24, scale=1, suffix=".npy"):

@@ -141,3 +141,32 @@ def test_decoded_images_are_cached_up_to_the_memory_cap(tmp_path) -> None:
     assert cached.sample(1, (16, 16), torch.Generator()).shape == (1, 1, 16, 16)  # from memory
     with pytest.raises(ValueError, match="no readable image"):
         uncached.sample(1, (16, 16), torch.Generator())
+
+
+def test_count_images_become_content_by_stretching_not_by_the_type_maximum(tmp_path) -> None:
+    counts = np.array([[100, 300], [200, 500]], np.uint32)  # e.g. electrons from a detector
+    torch.testing.assert_close(
+        to_unit_tensor(counts), torch.tensor([[[0.0, 0.5], [0.25, 1.0]]])
+    )
+    tifffile.imwrite(tmp_path / "counts.tif", counts)
+    tifffile.imwrite(tmp_path / "other.tif", counts)
+    images = FolderImages(tmp_path)
+    assert images.image(0).max() == 1.0  # was ~1e-7 when divided by 2**32 - 1
+    bad = np.ones((4, 4), np.float32)
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="1 of 16 pixels are NaN"):
+        to_unit_tensor(bad)
+
+
+def test_folder_stacks_give_their_first_frame_in_colour_or_grey(tmp_path) -> None:
+    rgb_stack = np.zeros((2, 10, 12, 3), np.uint8)
+    rgb_stack[0, ..., 1] = 255  # first frame pure green
+    tifffile.imwrite(tmp_path / "a.tif", rgb_stack, photometric="rgb")
+    tifffile.imwrite(
+        tmp_path / "b.tif", np.stack([np.full((9, 9), 0.25), np.ones((9, 9))]).astype(np.float32),
+        photometric="minisblack",
+    )
+    images = FolderImages(tmp_path)
+    green = images.image(0)
+    assert green.shape == (3, 10, 12) and green[1].min() == 1 and green[[0, 2]].max() == 0
+    torch.testing.assert_close(images.image(1), torch.full((1, 9, 9), 0.25))

@@ -70,8 +70,9 @@ def test_content_config_builds_each_kind(tmp_path) -> None:
     assert isinstance(
         build_content(CONTENT.validate_python({"kind": "procedural"})), ProceduralContent
     )
-    bundled = build_content(CONTENT.validate_python({"kind": "bundled", "names": ["camera"]}))
-    assert isinstance(bundled, BundledImages) and bundled.names == ("camera",)
+    raw = {"kind": "bundled", "names": ["camera", "moon"]}
+    bundled = build_content(CONTENT.validate_python(raw))
+    assert isinstance(bundled, BundledImages) and bundled.names == ("camera", "moon")
     folder = build_content(CONTENT.validate_python({"kind": "folder", "path": str(tmp_path)}))
     assert isinstance(folder, FolderImages) and len(folder) == 1
 
@@ -92,3 +93,31 @@ def test_content_config_builds_each_kind(tmp_path) -> None:
 def test_bad_content_configs_name_the_problem(raw, message) -> None:
     with pytest.raises(ValidationError, match=message):
         CONTENT.validate_python(raw)
+
+
+def test_importing_the_configs_loads_no_implementation() -> None:
+    import subprocess
+    import sys
+
+    implementations = [
+        "mcnn.physics.build", "mcnn.physics.defocus", "mcnn.physics.stem",
+        "mcnn.physics.laplacian", "mcnn.physics.screen_rig", "mcnn.physics.procedural",
+        "mcnn.physics.images", "mcnn.physics.noise", "mcnn.physics.functional",
+        "mcnn.data.simulated", "mcnn.data.folder", "mcnn.data.image_io", "mcnn.data.build",
+    ]
+    code = (
+        "import sys; import mcnn.data.config, mcnn.physics.config; "
+        "from mcnn.data.config import DataConfig, SimulatedDataConfig; "
+        "from mcnn.physics import SimulatorConfig, ContentConfig, StemConfig; "
+        f"print([m for m in {implementations!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_bundled_config_needs_two_images_to_hold_one_out() -> None:
+    with pytest.raises(ValidationError, match="at least 2 images"):
+        CONTENT.validate_python({"kind": "bundled", "names": ["camera"]})
+    with pytest.raises(ValidationError, match="val_fraction"):
+        CONTENT.validate_python({"kind": "bundled", "val_fraction": 1.0})
+    assert CONTENT.validate_python({"kind": "folder", "path": "x"}).val_fraction == 0.2

@@ -14,7 +14,7 @@ def screens(batch: int = 2, size: tuple[int, int] = (48, 64), seed: int = 0) -> 
 
 
 def test_output_has_camera_size_and_stays_in_unit_range() -> None:
-    rig = ScreenRigPhysics(camera_size=(40, 24))
+    rig = ScreenRigPhysics(camera_hw=(24, 40))
     out = rig(screens(3, (50, 90)), torch.Generator().manual_seed(0), exposure=5.0)
     assert out.shape == (3, 3, 24, 40)
     assert out.dtype == torch.float32
@@ -23,7 +23,7 @@ def test_output_has_camera_size_and_stays_in_unit_range() -> None:
 
 
 def test_rig_seed_fixes_the_rig_and_different_seeds_differ() -> None:
-    a, b, c = (ScreenRigPhysics(camera_size=(32, 24), seed=s, **CLEAN) for s in (3, 3, 4))
+    a, b, c = (ScreenRigPhysics(camera_hw=(24, 32), seed=s, **CLEAN) for s in (3, 3, 4))
     x = screens(1, (24, 32))
     assert torch.equal(a(x), b(x))
     assert torch.equal(a.albedo, b.albedo)
@@ -32,19 +32,19 @@ def test_rig_seed_fixes_the_rig_and_different_seeds_differ() -> None:
 
 
 def test_noise_comes_only_from_the_generator() -> None:
-    rig = ScreenRigPhysics(camera_size=(32, 24))
+    rig = ScreenRigPhysics(camera_hw=(24, 32))
     x = screens(2, (24, 32))
     one = rig(x, torch.Generator().manual_seed(7))
     again = rig(x, torch.Generator().manual_seed(7))
     other = rig(x, torch.Generator().manual_seed(8))
     assert torch.equal(one, again)
     assert (one - other).abs().mean() > 1e-3
-    clean = ScreenRigPhysics(camera_size=(32, 24), **CLEAN)
+    clean = ScreenRigPhysics(camera_hw=(24, 32), **CLEAN)
     assert torch.equal(clean(x, torch.Generator().manual_seed(1)), clean(x, torch.Generator()))
 
 
 def test_light_transport_is_linear_in_the_screen() -> None:
-    rig = ScreenRigPhysics(camera_size=(32, 24), blur_px=4.0)
+    rig = ScreenRigPhysics(camera_hw=(24, 32), blur_px=4.0)
     s1, s2 = screens(1, (30, 40), 1), screens(1, (30, 40), 2)
     mixed = rig.light_on_door(0.3 * s1 + 1.7 * s2)
     separate = 0.3 * rig.light_on_door(s1) + 1.7 * rig.light_on_door(s2)
@@ -52,7 +52,7 @@ def test_light_transport_is_linear_in_the_screen() -> None:
 
 
 def test_uniform_screen_gives_the_door_tint_without_texture_or_bounce() -> None:
-    rig = ScreenRigPhysics(camera_size=(32, 24), blur_px=6.0, **FLAT)
+    rig = ScreenRigPhysics(camera_hw=(24, 32), blur_px=6.0, **FLAT)
     light = rig.light_on_door(torch.full((1, 3, 24, 32), 0.5))
     expected = 0.5 * rig.albedo.expand_as(light)
     torch.testing.assert_close(light, expected, atol=1e-5, rtol=1e-5)
@@ -60,7 +60,7 @@ def test_uniform_screen_gives_the_door_tint_without_texture_or_bounce() -> None:
 
 def test_room_bounce_carries_the_mean_colour_everywhere() -> None:
     flat = {**FLAT, "global_mix": 1.0}
-    rig = ScreenRigPhysics(camera_size=(32, 24), **flat)
+    rig = ScreenRigPhysics(camera_hw=(24, 32), **flat)
     screen = torch.zeros(1, 3, 24, 32)
     screen[:, 0, :4, :4] = 1.0  # a small red patch in one corner
     light = rig.light_on_door(screen)
@@ -72,20 +72,20 @@ def test_room_bounce_carries_the_mean_colour_everywhere() -> None:
 
 @pytest.mark.parametrize("mirror", [True, False])
 def test_mirror_puts_left_screen_light_on_the_right_of_the_camera(mirror: bool) -> None:
-    rig = ScreenRigPhysics(camera_size=(64, 32), blur_px=3.0, mirror=mirror, n_kernels=1, **FLAT)
+    rig = ScreenRigPhysics(camera_hw=(32, 64), blur_px=3.0, mirror=mirror, n_kernels=1, **FLAT)
     screen = torch.zeros(1, 3, 32, 64)
     screen[..., :32] = 1.0
     light = rig.light_on_door(screen)
     left, right = light[..., :32].mean(), light[..., 32:].mean()
     assert (right > 3 * left) if mirror else (left > 3 * right)
     plain = ScreenRigPhysics(
-        camera_size=(64, 32), blur_px=3.0, mirror=not mirror, n_kernels=1, **FLAT
+        camera_hw=(32, 64), blur_px=3.0, mirror=not mirror, n_kernels=1, **FLAT
     )
     torch.testing.assert_close(light, plain.light_on_door(screen).flip(-1), atol=1e-6, rtol=0)
 
 
 def test_wide_blur_washes_out_fine_screen_detail() -> None:
-    rig = ScreenRigPhysics(camera_size=(64, 48), blur_px=8.0, **FLAT)
+    rig = ScreenRigPhysics(camera_hw=(48, 64), blur_px=8.0, **FLAT)
     yy, xx = torch.meshgrid(torch.arange(48), torch.arange(64), indexing="ij")
     checker = ((yy // 4 + xx // 4) % 2).float().expand(1, 3, 48, 64)
     light = rig.light_on_door(checker) / rig.albedo  # remove the door's colour tint
@@ -96,9 +96,9 @@ def test_wide_blur_washes_out_fine_screen_detail() -> None:
 def test_shot_and_read_noise_have_the_configured_variance() -> None:
     kwargs = {**FLAT, "gamma": 1.0, "ambient": 0.05}
     noisy = ScreenRigPhysics(
-        camera_size=(128, 128), noise_std=0.01, photons_full_scale=500, **kwargs
+        camera_hw=(128, 128), noise_std=0.01, photons_full_scale=500, **kwargs
     )
-    clean = ScreenRigPhysics(camera_size=(128, 128), **CLEAN, **kwargs)
+    clean = ScreenRigPhysics(camera_hw=(128, 128), **CLEAN, **kwargs)
     screen = torch.full((2, 3, 128, 128), 0.6)
     level = clean(screen)
     residual = noisy(screen, torch.Generator().manual_seed(0)) - level
@@ -108,7 +108,7 @@ def test_shot_and_read_noise_have_the_configured_variance() -> None:
 
 
 def test_exposure_is_a_gain_before_ambient_light_per_example() -> None:
-    rig = ScreenRigPhysics(camera_size=(32, 24), gamma=1.0, ambient=0.1, **CLEAN)
+    rig = ScreenRigPhysics(camera_hw=(24, 32), gamma=1.0, ambient=0.1, **CLEAN)
     x = screens(2, (24, 32)) * 0.4
     base = rig(x, exposure=1.0)
     scaled = rig(x, exposure=torch.tensor([2.0, 0.5]))
@@ -122,8 +122,8 @@ def test_exposure_is_a_gain_before_ambient_light_per_example() -> None:
 
 
 def test_gamma_encodes_the_linear_sensor_value() -> None:
-    linear = ScreenRigPhysics(camera_size=(32, 24), gamma=1.0, **CLEAN)
-    encoded = ScreenRigPhysics(camera_size=(32, 24), gamma=2.2, **CLEAN)
+    linear = ScreenRigPhysics(camera_hw=(24, 32), gamma=1.0, **CLEAN)
+    encoded = ScreenRigPhysics(camera_hw=(24, 32), gamma=2.2, **CLEAN)
     x = screens(1, (24, 32))
     torch.testing.assert_close(encoded(x), linear(x) ** (1 / 2.2), atol=1e-5, rtol=1e-5)
 
@@ -138,7 +138,7 @@ def test_simulator_target_is_the_screen_content_at_scale_and_input_the_camera() 
     assert torch.equal(targets, screen)
     again, _ = sim.sample(2, (24, 32), torch.Generator().manual_seed(3), content)
     assert torch.equal(inputs, again)
-    assert sim.physics((24, 32)).camera_size == (32, 24)
+    assert sim.physics((24, 32)).camera_hw == (24, 32)
 
 
 def test_screen_rig_config_rejects_unknown_fields_and_bad_exposure() -> None:
@@ -146,3 +146,12 @@ def test_screen_rig_config_rejects_unknown_fields_and_bad_exposure() -> None:
         ScreenRigConfig(blur=3)
     with pytest.raises(ValueError, match="exposure_range"):
         ScreenRigSimulator(ScreenRigConfig(exposure_range=(2.0, 1.0)))
+
+
+def test_the_old_width_height_argument_fails_loudly_and_noise_needs_a_generator() -> None:
+    with pytest.raises(TypeError, match="camera_size"):
+        ScreenRigPhysics(camera_size=(32, 24))
+    rig = ScreenRigPhysics(camera_hw=(24, 32))  # noisy by default
+    assert rig.camera_hw == (24, 32) and rig.albedo.shape[-2:] == (24, 32)
+    with pytest.raises(ValueError, match="needs a torch.Generator"):
+        rig(screens(1, (24, 32)))
