@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from acquire.dataset import load_pair_datasets
-from acquire.storage import read_manifest
 from apps.acquire_pairs import main
-from calibration.model import CalibrationResult
 from mcnn.data.config import PairsDataConfig
+from mcnn.data.recording import CalibrationResult, load_pair_datasets, read_manifest
 
 OFFSCREEN = ["--camera", "sim:size=160x90,latency_ms=40,fps=30,noise=0.0",
              "--screen", "virtual:128x72"]
