@@ -143,9 +143,17 @@ def _record(args: argparse.Namespace, state: dict[str, Any]) -> int:
     from acquire.config import RecordConfig
     from acquire.session import record
     from apps.cli import load_command_config, print_config
+    from mcnn.config_io import parse_overrides, set_dotted, validate
 
     flags = {key: getattr(args, key) for key in _RECORD_FLAGS}
-    config = load_command_config(RecordConfig, args.config, args, flags)
+    # File, then flags; then --set on the validated result, so that --set camera.fps=... refines a
+    # camera given as shorthand text ("sim:...") in the file or on the command line.
+    config = load_command_config(RecordConfig, args.config, argparse.Namespace(set=[]), flags)
+    if args.set:
+        data = config.model_dump(mode="json")
+        for key, value in parse_overrides(args.set).items():
+            set_dotted(data, key, value)
+        config = validate(RecordConfig, data, "--set")
     if args.print_config:
         print_config(config)
         return 0
