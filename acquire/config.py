@@ -1,32 +1,200 @@
-"""Validated settings of a recording, the metadata stored with it, and one manifest line.
+"""Validated settings of a recording and of the devices it uses.
 
-All models forbid unknown fields; a bad file becomes one line per error (see ``format_errors``).
+Devices are discriminated unions on ``kind``: a camera is ``opencv``, ``file`` or ``sim`` (the
+simulated rig), a screen is ``monitor``, ``region`` or ``virtual``. The short strings users type
+(``0``, ``/dev/video2``, ``file:clip.mp4``, ``sim:latency_ms=80,size=1280x720``, ``1``,
+``region:x,y,w,h``, ``virtual:640x360``) parse into these models, on the command line and in config
+files alike. Sizes are ``(height, width)`` in every model; the ``WxH`` text of the shorthand is
+width x height as users type it and is converted once, here.
+
+This module holds no device code (configs never import implementations). Errors are worded by
+:mod:`mcnn.config_io` (``field.path: what was wrong``).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from calibration.model import CalibrationResult
+SizeHW = tuple[Annotated[int, Field(ge=8, le=16384)], Annotated[int, Field(ge=8, le=16384)]]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RecordConfig(_Strict):
+def parse_wxh(text: str, what: str) -> tuple[int, int]:
+    """``"1280x720"`` (width x height, as users type it) -> ``(720, 1280)`` (height, width)."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"{what} must look like WIDTHxHEIGHT (e.g. 1280x720), got {text!r}") \
+            from None
+    return h, w
+
+
+# -- cameras ----------------------------------------------------------------------------------
+class OpenCVCameraConfig(_Strict):
+    """A camera OpenCV opens: an index, a device path, a stream URL or a video file."""
+
+    kind: Literal["opencv"] = "opencv"
+    device: int | str = Field(default=0, description="Index (0), /dev/videoN, rtsp://... URL or "
+                              "a video file.")
+    size_hw: SizeHW | None = Field(default=None, description="Requested (height, width); the "
+                                   "camera must deliver exactly this.")
+    fps: float | None = Field(default=None, gt=0, le=1000, description="Requested frames/s.")
+
+
+class FileCameraConfig(_Strict):
+    """A video file or an image folder replayed as if it were a camera."""
+
+    kind: Literal["file"] = "file"
+    path: Path = Field(description="Video file or folder of images.")
+    fps: float | None = Field(default=None, gt=0, le=1000,
+                              description="Replay rate (default: the file's own, 30 for a folder).")
+
+
+class SimRigConfig(_Strict):
+    """The simulated rig: a camera filming a door lit by the chosen screen (no hardware needed)."""
+
+    kind: Literal["sim"] = "sim"
+    latency_ms: float = Field(default=80.0, ge=0, le=5000,
+                              description="Display-to-camera latency the rig simulates.")
+    fps: float = Field(default=30.0, gt=0, le=1000, description="Camera frames/s.")
+    size_hw: SizeHW = Field(default=(720, 1280), description="Camera frame (height, width).")
+    drift: float = Field(default=0.03, ge=0, le=1, description="Auto-exposure gain drift, "
+                         "relative amplitude of a sinusoid.")
+    drift_period_s: float = Field(default=20.0, gt=0, description="Period of that drift.")
+    noise: float = Field(default=0.01, ge=0, le=1, description="Camera noise std, fraction of "
+                         "full scale.")
+    seed: int = Field(default=0, ge=0, description="Door texture and noise seed.")
+    mirror: bool = Field(default=True, description="The camera sees the screen mirrored.")
+    door_roi: tuple[int, int, int, int] | None = Field(
+        default=None, description="Door box (x, y, width, height) in camera pixels (default: "
+        "the central 60 % x 70 %).")
+
+    @model_validator(mode="after")
+    def _door_fits(self) -> SimRigConfig:
+        if self.door_roi is not None:
+            x, y, w, h = self.door_roi
+            fh, fw = self.size_hw
+            if x < 0 or y < 0 or w < 8 or h < 8 or x + w > fw or y + h > fh:
+                raise ValueError(f"door_roi {self.door_roi} does not fit size_hw {self.size_hw}")
+        return self
+
+
+def parse_camera(value: Any) -> Any:
+    """The camera shorthand -> a dict for the union; anything else passes through unchanged."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return value
+    if isinstance(value, int):
+        return {"kind": "opencv", "device": value}
+    spec = value.strip()
+    if spec == "sim" or spec.startswith("sim:"):
+        out: dict[str, Any] = {"kind": "sim"}
+        for part in filter(None, spec[4:].split(",")):
+            key, sep, text = part.partition("=")
+            key, text = key.strip(), text.strip()
+            if not sep:
+                raise ValueError(f"sim camera: expected key=value, got {part!r}")
+            if key == "size":
+                out["size_hw"] = parse_wxh(text, "sim size")
+            elif key == "mirror":
+                out["mirror"] = text.lower() not in ("0", "false", "no")
+            else:
+                out[key] = text  # pydantic converts and names an unknown key
+        return out
+    if spec.startswith("file:"):
+        return {"kind": "file", "path": spec[len("file:"):]}
+    if spec.isdigit():
+        return {"kind": "opencv", "device": int(spec)}
+    if "://" in spec or spec.startswith("/dev/") or Path(spec).exists():
+        return {"kind": "opencv", "device": spec}
+    raise ValueError(f"unknown camera {spec!r}: use an index (0), /dev/videoN, a URL, file:PATH "
+                     "or sim[:key=value,...]")
+
+
+CameraConfig = Annotated[
+    OpenCVCameraConfig | FileCameraConfig | SimRigConfig,
+    Field(discriminator="kind"),
+    BeforeValidator(parse_camera),
+]
+
+
+# -- screens ----------------------------------------------------------------------------------
+class MonitorScreenConfig(_Strict):
+    """A whole monitor of the X display (mss numbering: 1 = first, 0 = all)."""
+
+    kind: Literal["monitor"] = "monitor"
+    number: int = Field(default=1, ge=0, description="1 = first monitor, 0 = all of them.")
+
+
+class RegionScreenConfig(_Strict):
+    """A rectangle of the X display, in screen pixels."""
+
+    kind: Literal["region"] = "region"
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+
+class VirtualScreenConfig(_Strict):
+    """An in-memory screen: no display needed (passive mode plays a generated film on it)."""
+
+    kind: Literal["virtual"] = "virtual"
+    size_hw: SizeHW = Field(default=(360, 640), description="(height, width) in pixels.")
+
+
+def parse_screen(value: Any) -> Any:
+    """The screen shorthand -> a dict for the union; anything else passes through unchanged."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return value
+    if isinstance(value, int):
+        return {"kind": "monitor", "number": value}
+    spec = value.strip()
+    if spec == "virtual" or spec.startswith("virtual:"):
+        size = spec[len("virtual:"):]
+        return {"kind": "virtual", **({"size_hw": parse_wxh(size, "virtual screen size")}
+                                      if size else {})}
+    if spec.startswith("region:"):
+        try:
+            x, y, w, h = (int(v) for v in spec[len("region:"):].split(","))
+        except ValueError:
+            raise ValueError(f"screen region must be region:x,y,w,h, got {spec!r}") from None
+        return {"kind": "region", "x": x, "y": y, "width": w, "height": h}
+    if spec.isdigit():
+        return {"kind": "monitor", "number": int(spec)}
+    raise ValueError(f"unknown screen {spec!r}: use a monitor number, region:x,y,w,h or "
+                     "virtual[:WxH]")
+
+
+ScreenConfig = Annotated[
+    MonitorScreenConfig | RegionScreenConfig | VirtualScreenConfig,
+    Field(discriminator="kind"),
+    BeforeValidator(parse_screen),
+]
+
+
+class DevicesConfig(_Strict):
+    """A camera and a screen on their own (what ``calibrate`` needs)."""
+
+    camera: CameraConfig = Field(default_factory=OpenCVCameraConfig,
+                                 description="Camera (shorthand: 0, /dev/video2, URL, "
+                                 "file:PATH, sim:key=value,...).")
+    screen: ScreenConfig = Field(default_factory=MonitorScreenConfig,
+                                 description="Screen (shorthand: 1, region:x,y,w,h, "
+                                 "virtual:WxH).")
+
+
+# -- a recording ------------------------------------------------------------------------------
+class RecordConfig(DevicesConfig):
     """How to record: which devices, how fast, for how long, where, and how to store frames."""
 
     version: Literal[1] = 1
     mode: Literal["passive", "active"] = "passive"
-    camera: str = Field(default="0", description="Camera spec: index, /dev/videoN, URL, file:PATH, "
-                        "sim or sim:key=value,...")
-    screen: str = Field(default="1", description="Screen spec: monitor number, "
-                        "region:x,y,w,h or virtual[:WxH].")
     rate_hz: float = Field(default=30.0, gt=0, le=240, description="Target pairs per second.")
     duration_s: float | None = Field(default=None, gt=0, description="Stop after this long.")
     pairs: int | None = Field(default=None, ge=1, description="Stop after this many pairs.")
@@ -39,7 +207,8 @@ class RecordConfig(_Strict):
                              description="Active mode: extra wait after the latency.")
     stimulus: str = Field(default="generated", description="Active mode: 'generated', an image "
                           "folder or a video file.")
-    stimulus_size: tuple[int, int] = Field(default=(640, 360), description="Generated (w, h).")
+    stimulus_size_hw: SizeHW = Field(default=(360, 640),
+                                     description="Generated stimulus (height, width).")
     screen_hz: float | None = Field(default=None, gt=0, le=480,
                                     description="Passive: screen grabs/s (default 2 x rate).")
     writers: int = Field(default=2, ge=1, le=16)
@@ -53,69 +222,3 @@ class RecordConfig(_Strict):
         if self.mode == "passive" and self.screen_hz is not None and self.screen_hz < self.rate_hz:
             raise ValueError(f"screen_hz ({self.screen_hz}) must be >= rate_hz ({self.rate_hz})")
         return self
-
-
-class RecordingMetadata(_Strict):
-    """Written once, before the first pair: what was recorded, with what, when, by which software."""
-
-    version: Literal[1] = 1
-    software: str
-    started_wall: float
-    started_iso: str
-    started_monotonic_s: float
-    host: str
-    mode: Literal["passive", "active"]
-    camera: dict[str, Any]
-    screen: dict[str, Any]
-    rate_hz: float
-    frame_format: Literal["tiff", "png"]
-    latency_ms_used: float
-    calibration: CalibrationResult | None
-    config: RecordConfig
-
-
-class ManifestEntry(_Strict):
-    """One complete pair; written only after all its files are durable on disk."""
-
-    index: int
-    camera: str
-    screen: str
-    stimulus: str | None = None
-    t_camera_s: float
-    t_screen_s: float
-    t_shown_s: float | None = None
-    t_wall: float
-    skew_ms: float = Field(description="Passive: (t_camera - latency) - t_screen. Active: t_camera "
-                           "- t_shown - latency - settle.")
-    camera_frame: int
-    screen_frame: int
-    flags: list[str] = Field(default_factory=list)
-    stimulus_id: dict[str, Any] | None = None
-    camera_meta: dict[str, Any] = Field(default_factory=dict)
-
-
-def format_errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
-
-
-def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a YAML, TOML or JSON file into a dict (safe YAML loader); raises ValueError."""
-    if not path.exists():
-        raise ValueError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        elif path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:
-        raise ValueError(f"cannot parse {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of settings")
-    return data

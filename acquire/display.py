@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 @runtime_checkable
 class Display(Protocol):
-    size: tuple[int, int]
+    size_hw: tuple[int, int]
+    """``(height, width)`` of the shown area."""
 
     def show(self, image: np.ndarray) -> float: ...
 
@@ -58,7 +59,7 @@ class QtStimulusWindow:
             raise SourceError(f"Qt screen {screen_index} does not exist ({len(screens)} screens)")
         rect = screens[screen_index].geometry()
         box = geometry or (rect.x(), rect.y(), rect.width(), rect.height())
-        self.size = (box[2], box[3])
+        self.size_hw = (box[3], box[2])
         self._qimage: Any = None
         self._buffer: np.ndarray | None = None
 
@@ -99,8 +100,9 @@ class QtStimulusWindow:
 
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
-        if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        if image.shape[:2] != self.size_hw:
+            h, w = self.size_hw
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         self._buffer = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
         h, w = self._buffer.shape[:2]
         self._qimage = self._QImage(self._buffer.data, w, h, 3 * w, self._QImage.Format.Format_RGB888)

@@ -34,9 +34,9 @@ class Frame:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def size(self) -> tuple[int, int]:
-        """``(width, height)`` in pixels."""
-        return int(self.image.shape[1]), int(self.image.shape[0])
+    def size_hw(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels."""
+        return int(self.image.shape[0]), int(self.image.shape[1])
 
 
 def stamp_now() -> tuple[float, float]:

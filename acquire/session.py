@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from acquire.config import RecordConfig, RecordingMetadata
+from acquire.config import RecordConfig
 from acquire.display import Display
 from acquire.frame import monotonic_s
 from acquire.recorder import PairRecorder
@@ -22,7 +22,7 @@ from acquire.sources.screen import ScreenSource, VirtualScreen
 from acquire.sources.spec import build_camera, build_screen
 from acquire.stimulus import StimulusSource, generated_image
 from acquire.storage import RecordingWriter
-from calibration.model import CalibrationResult
+from mcnn.data.recording import CalibrationResult, RecordingMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -64,22 +64,30 @@ def record(config: RecordConfig, *, progress: Callable[[dict[str, Any]], None] |
            on_start: Callable[[PairRecorder], None] | None = None) -> tuple[Path, dict[str, Any]]:
     """Record per ``config``; returns the recording folder and the final stats."""
     calibration = CalibrationResult.load(config.calibration) if config.calibration else None
-    latency_ms = latency_for(config, calibration)
     screen = build_screen(config.screen)
     camera = build_camera(config.camera, screen)
     display: Display | None = None
     stimulus: StimulusSource | None = None
     if config.mode == "active":
-        stimulus = StimulusSource(config.stimulus, size=config.stimulus_size, seed=config.seed)
+        stimulus = StimulusSource(config.stimulus, size_hw=config.stimulus_size_hw,
+                                  seed=config.seed)
         screen.open()
         display = display_for(screen)
     elif isinstance(screen, VirtualScreen):  # nothing else would play a film on it
-        size, seed = screen.size, config.seed
+        size, seed = screen.size_hw, config.seed
         screen.play(lambda i: generated_image(seed * 1_000_003 + i, size), fps=30.0)
     name = config.name or datetime.now().strftime("rec-%Y%m%d-%H%M%S")
     folder = Path(config.out) / name
-    camera.open()  # open before writing metadata so that it holds the settings in effect
-    screen.open()
+    try:
+        camera.open()  # open before writing metadata so that it holds the settings in effect
+        screen.open()
+    except BaseException:
+        camera.close()
+        screen.close()  # also stops a virtual screen's film
+        if display is not None and display is not screen:
+            display.close()
+        raise
+    latency_ms = latency_for(config, calibration)  # after the devices: their errors come first
     now = time.time()
     metadata = RecordingMetadata(
         software=software_version(), started_wall=now,
@@ -87,7 +95,7 @@ def record(config: RecordConfig, *, progress: Callable[[dict[str, Any]], None] |
         started_monotonic_s=monotonic_s(), host=platform.node(), mode=config.mode,
         camera=camera.info(), screen=screen.info(), rate_hz=config.rate_hz,
         frame_format=config.format, latency_ms_used=latency_ms, calibration=calibration,
-        config=config)
+        config=config.model_dump(mode="json"))
     try:
         writer = RecordingWriter(folder, metadata, config.calibration)
     except BaseException:

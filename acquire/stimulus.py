@@ -14,7 +14,7 @@ import numpy as np
 from acquire.sources.base import SourceError, SourceExhausted
 
 
-def generated_image(seed: int, size: tuple[int, int]) -> np.ndarray:
+def generated_image(seed: int, size_hw: tuple[int, int]) -> np.ndarray:
     """A cheap natural-looking colour image (smooth field + random shapes), a pure function of seed.
 
     Fast enough (a few ms) to generate between stimuli; ``mcnn.physics`` content is richer but too
@@ -22,7 +22,7 @@ def generated_image(seed: int, size: tuple[int, int]) -> np.ndarray:
     """
     import cv2
 
-    w, h = size
+    h, w = size_hw
     rng = np.random.default_rng(seed)
     cells = int(rng.integers(2, 9))
     coarse = rng.uniform(0, 255, size=(cells, max(2, cells * h // max(w, 1) + 1), 3))
@@ -41,12 +41,13 @@ def generated_image(seed: int, size: tuple[int, int]) -> np.ndarray:
 
 
 class StimulusSource:
-    """``spec`` is ``generated``, an image folder or a video file; ``size`` is ``(w, h)`` generated."""
+    """``spec`` is ``generated``, an image folder or a video file; ``size_hw`` is ``(height,
+    width)`` of generated images."""
 
-    def __init__(self, spec: str = "generated", *, size: tuple[int, int] = (640, 360),
+    def __init__(self, spec: str = "generated", *, size_hw: tuple[int, int] = (360, 640),
                  seed: int = 0, loop: bool = True) -> None:
         self.spec = spec
-        self.size = size
+        self.size_hw = size_hw
         self.seed = seed
         self.count = 0
         self._file_source: Any = None
@@ -75,7 +76,7 @@ class StimulusSource:
                 image = np.repeat(image, 3, axis=2)
             return image, {"stimulus_index": i, "source": self.spec, **frame.meta}
         seed = self.seed * 1_000_003 + i
-        return generated_image(seed, self.size), {"stimulus_index": i, "source": "generated",
+        return generated_image(seed, self.size_hw), {"stimulus_index": i, "source": "generated",
                                                   "seed": seed}
 
     def close(self) -> None:

@@ -1,14 +1,7 @@
-"""The recording folder: crash-safe frame files, an append-only manifest, metadata.
+"""Writing a recording folder: crash-safe frame files, an append-only manifest, metadata.
 
-Layout of one recording::
-
-    metadata.json        RecordingMetadata, written once before the first pair
-    calibration.json     copy of the calibration used (if any)
-    manifest.jsonl       one ManifestEntry per line, appended after the pair's files are durable
-    camera/000000.tiff   camera frame (H, W, 3) uint8 RGB (TIFF uncompressed, or PNG)
-    screen/000000.tiff   screen image the camera frame is paired with
-    stimulus/000000.tiff active mode: the exact image that was shown
-    summary.json         counts and why recording stopped (absent after a crash)
+The format (layout, ``ManifestEntry``, ``RecordingMetadata``, the reader) is defined once in
+:mod:`mcnn.data.recording`; this module is its writer.
 
 Every file is written as ``name.tmp``, flushed, fsynced and renamed, and the folder is fsynced
 before the manifest line that lists it is appended and fsynced. So after a SIGKILL or power loss
@@ -29,17 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from acquire.config import ManifestEntry, RecordingMetadata
+from mcnn.data.recording import (
+    CALIBRATION,
+    MANIFEST,
+    METADATA,
+    SUMMARY,
+    ManifestEntry,
+    RecordingMetadata,
+)
 from mcnn.utils.atomic import DiskFullError, fsync_dir, is_disk_full
 from mcnn.utils.atomic import atomic_write_bytes as _atomic_write_bytes
 
 logger = logging.getLogger(__name__)
-
-MANIFEST = "manifest.jsonl"
-METADATA = "metadata.json"
-SUMMARY = "summary.json"
-CALIBRATION = "calibration.json"
-
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """A durable frame file; the folder is fsynced once per pair by ``write_pair``."""
@@ -122,28 +116,3 @@ class RecordingWriter:
         with self._lock:
             if not self._manifest.closed:
                 self._manifest.close()
-
-
-def read_manifest(folder: Path) -> list[ManifestEntry]:
-    """Every complete pair listed in ``folder``'s manifest; a torn or invalid line is skipped."""
-    path = Path(folder) / MANIFEST
-    if not path.exists():
-        raise FileNotFoundError(f"{folder} has no {MANIFEST}: not a recording folder")
-    entries: list[ManifestEntry] = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.endswith(b"\n"):
-                logger.info("%s: ignoring torn last line %d (recorder was killed)", path, number)
-                continue
-            try:
-                entries.append(ManifestEntry.model_validate_json(raw))
-            except ValueError:
-                logger.warning("%s: skipping unreadable line %d", path, number)
-    return entries
-
-
-def read_metadata(folder: Path) -> RecordingMetadata:
-    path = Path(folder) / METADATA
-    if not path.exists():
-        raise FileNotFoundError(f"{folder} has no {METADATA}: not a recording folder")
-    return RecordingMetadata.model_validate_json(path.read_text(encoding="utf-8"))

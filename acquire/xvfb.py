@@ -9,6 +9,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 
+from acquire.sources.base import SourceError
+
 
 class Xvfb:
     """``with Xvfb((1920, 1080)) as x: x.display`` -> ``":N"``; the server stops on exit."""
@@ -21,7 +23,7 @@ class Xvfb:
     def start(self) -> Xvfb:
         binary = shutil.which("Xvfb")
         if binary is None:
-            raise FileNotFoundError("Xvfb is not installed (apt-get install xvfb)")
+            raise SourceError("Xvfb not found: apt-get install xvfb")
         read_fd, write_fd = os.pipe()
         self.proc = subprocess.Popen(
             [binary, "-displayfd", str(write_fd), "-screen", "0",

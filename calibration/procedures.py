@@ -20,7 +20,6 @@ import numpy as np
 from acquire.display import Display
 from acquire.frame import monotonic_s
 from acquire.sources.base import SourceError, StreamingSource
-from calibration.model import ExposureCalibration, LatencyCalibration, RoiCalibration
 from calibration.signals import (
     correlation_map,
     drift_fraction,
@@ -28,6 +27,7 @@ from calibration.signals import (
     responsive_box,
     step_latencies,
 )
+from mcnn.data.recording import ExposureCalibration, LatencyCalibration, RoiCalibration
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _hold(display: Display, seconds: float) -> None:
 
 
 def _flat(display: Display, level: int) -> np.ndarray:
-    return np.full((display.size[1], display.size[0], 3), level, np.uint8)
+    return np.full((*display.size_hw, 3), level, np.uint8)
 
 
 def measure_latency(display: Display, camera: StreamingSource, *, flashes: int = 12,
@@ -162,7 +162,8 @@ def measure_roi(display: Display, camera: StreamingSource, *, steps: int = 16,
     cam_h = camera.read().image.shape[0]
     f = cam_w / corr.shape[1]
     box = (round(x * f), round(y * f), min(cam_w, round(w * f)), min(cam_h, round(h * f)))
-    return RoiCalibration(roi=box, method="correlation", camera_size=(cam_w, cam_h), score=score)
+    return RoiCalibration(roi=box, method="correlation", camera_size_hw=(cam_h, cam_w),
+                          score=score)
 
 
 def measure_exposure(display: Display, camera: StreamingSource, *, duration_s: float = 3.0,

@@ -9,8 +9,10 @@ is a warning (resolution is an error: the recording would silently have the wron
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -25,10 +27,27 @@ logger = logging.getLogger(__name__)
 _MANUAL_EXPOSURE_VALUES = (1.0, 0.25)
 
 
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log while probing a device: every backend that fails prints
+    ``[ WARN:...]``/``[ERROR:...]`` lines to stderr, and we report the failure once, ourselves.
+    With debug logging on (``-v``) OpenCV keeps talking."""
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    log = cv2.utils.logging
+    previous = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(previous)
+
+
 class CameraSource(StreamingSource):
     """Camera by ``device`` (int index, ``/dev/videoN``, ``rtsp://``/``http://`` URL or video file).
 
-    ``size`` is ``(width, height)``; ``exposure``/``gain``/``white_balance_k`` given as numbers are
+    ``size_hw`` is the requested ``(height, width)``; ``exposure``/``gain``/``white_balance_k`` given as numbers are
     set manually (auto off); ``lock_auto=True`` freezes auto exposure and white balance at their
     current values when no number is given. A video file is replayed at its own fps, like a camera.
     """
@@ -37,7 +56,7 @@ class CameraSource(StreamingSource):
         self,
         device: int | str,
         *,
-        size: tuple[int, int] | None = None,
+        size_hw: tuple[int, int] | None = None,
         fps: float | None = None,
         exposure: float | None = None,
         gain: float | None = None,
@@ -48,7 +67,7 @@ class CameraSource(StreamingSource):
         super().__init__()
         self.device = device
         self.name = f"camera:{device}"
-        self.size = size
+        self.size_hw = size_hw
         self.fps = fps
         self.exposure = exposure
         self.gain = gain
@@ -68,7 +87,8 @@ class CameraSource(StreamingSource):
 
     def _start(self) -> None:
         api = self.backend if self.backend is not None else cv2.CAP_ANY
-        cap = cv2.VideoCapture(self.device, api)
+        with quiet_opencv():
+            cap = cv2.VideoCapture(self.device, api)
         if not cap.isOpened():
             raise SourceError(f"cannot open camera {self.device!r} (not connected, busy, or no "
                               "permission; list devices with `v4l2-ctl --list-devices`)")
@@ -92,14 +112,15 @@ class CameraSource(StreamingSource):
 
     def _apply_settings(self) -> None:
         cap = self._cap
-        if self.size is not None:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
-            got = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-            if got != tuple(self.size):
+        if self.size_hw is not None:  # the device speaks width x height
+            h, w = self.size_hw
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
+            got_w, got_h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            if (got_h, got_w) != (h, w):
                 cap.release()
-                raise SourceError(f"{self.name}: asked for {self.size[0]}x{self.size[1]}, the "
-                                  f"camera gives {got[0]}x{got[1]}; pick a supported size")
+                raise SourceError(f"{self.name}: asked for {w}x{h} (width x height), the camera "
+                                  f"gives {got_w}x{got_h}; pick a supported size")
         if self.fps is not None:
             self._set(cv2.CAP_PROP_FPS, self.fps, "fps")
         if self.exposure is not None or self.lock_auto:
@@ -159,6 +180,6 @@ class CameraSource(StreamingSource):
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "camera", "device": str(self.device),
-                "requested": {"size": self.size, "fps": self.fps, "exposure": self.exposure,
+                "requested": {"size_hw": self.size_hw, "fps": self.fps, "exposure": self.exposure,
                               "gain": self.gain, "white_balance_k": self.white_balance_k},
                 "settings": self.settings, "warnings": list(self.warnings)}

@@ -106,10 +106,11 @@ class ScreenSource(SourceBase):
         self._box = None
 
     @property
-    def size(self) -> tuple[int, int]:
+    def size_hw(self) -> tuple[int, int]:
+        """``(height, width)`` of what is grabbed."""
         if self._box is None:
             raise SourceError(f"{self.name} is not open")
-        return self._box["width"], self._box["height"]
+        return self._box["height"], self._box["width"]
 
     def read(self, timeout_s: float = 2.0) -> Frame:
         if self._box is None:
@@ -137,18 +138,19 @@ ScreenListener = Callable[[np.ndarray, float, int], None]
 
 
 class VirtualScreen(SourceBase):
-    """An in-memory screen of ``size=(width, height)``: a display and a source at once.
+    """An in-memory screen of ``size_hw=(height, width)``: a display and a source at once.
 
     ``show(image)`` puts an RGB uint8 image on it (resized to fill) and returns the monotonic time it
     appeared; listeners get ``(image, t_shown, index)`` at once. ``play(stimulus, fps)`` runs a film
     on it in a background thread, for passive recordings without a real screen.
     """
 
-    def __init__(self, size: tuple[int, int] = (640, 360)) -> None:
-        self.size = (int(size[0]), int(size[1]))
-        self.name = f"virtual:{self.size[0]}x{self.size[1]}"
+    def __init__(self, size_hw: tuple[int, int] = (360, 640)) -> None:
+        self.size_hw = (int(size_hw[0]), int(size_hw[1]))
+        h, w = self.size_hw
+        self.name = f"virtual:{w}x{h}"
         self._lock = threading.Lock()
-        self._image = np.zeros((self.size[1], self.size[0], 3), np.uint8)
+        self._image = np.zeros((h, w, 3), np.uint8)
         self._t_shown = monotonic_s()
         self._shown = 0
         self._reads = 0
@@ -170,8 +172,9 @@ class VirtualScreen(SourceBase):
     def show(self, image: np.ndarray) -> float:
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
-        if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        if image.shape[:2] != self.size_hw:
+            h, w = self.size_hw
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         image = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
         with self._lock:
             self._image = image
@@ -217,4 +220,4 @@ class VirtualScreen(SourceBase):
         return Frame(image, t, wall, index, {"shown_index": shown})
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "virtual_screen", "size": list(self.size)}
+        return {"name": self.name, "kind": "virtual_screen", "size_hw": list(self.size_hw)}

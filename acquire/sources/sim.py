@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from acquire.config import SimRigConfig
 from acquire.frame import monotonic_s
 from acquire.sources.base import SourceError, StreamingSource
 from acquire.sources.screen import ScreenSource, VirtualScreen
@@ -31,53 +32,54 @@ logger = logging.getLogger(__name__)
 ScreenFeed = ScreenSource | VirtualScreen | Callable[[float], np.ndarray] | np.ndarray
 
 
-class SimulatedRig(StreamingSource):
-    """Camera view ``(H, W, 3)`` uint8 of the door lit by ``screen``, at ``fps``.
+def rig_physics(camera_hw: tuple[int, int], **kwargs: Any) -> Any:
+    """``ScreenRigPhysics`` for a ``(height, width)`` camera: the one place that calls it.
 
-    ``camera_size`` is ``(width, height)``; ``door_roi`` is ``(x, y, w, h)`` in camera pixels (default:
-    the central 60 % x 70 %); ``exposure_drift`` is the relative amplitude of the auto-exposure gain
-    sinusoid of period ``drift_period_s``; ``noise_std`` is in units of full scale; ``watch_hz`` is how
-    often a real screen is grabbed (default ``2 * fps``). Frame ``meta`` has the true ``exposure_gain``
-    and ``screen_time_s`` (when the screen state it shows appeared).
+    Its ``camera_size`` argument is ``(width, height)`` today; this wrapper keeps (H, W) in acquire.
+    """
+    from mcnn.physics.screen_rig import ScreenRigPhysics
+
+    h, w = camera_hw
+    return ScreenRigPhysics(camera_size=(w, h), **kwargs)
+
+
+class SimulatedRig(StreamingSource):
+    """Camera view ``(H, W, 3)`` uint8 of the door lit by ``screen``, per ``config``.
+
+    Everything a user sets is in :class:`~acquire.config.SimRigConfig` (latency, fps, size (H, W),
+    exposure drift, noise, seed, mirror, door box); the keyword arguments here are internal tuning:
+    ``internal_width`` of the physics render, ``watch_hz`` (how often a real screen is grabbed,
+    default ``2 * fps``) and ``blur_px`` of the light transport. Frame ``meta`` has the true
+    ``exposure_gain`` and ``screen_time_s`` (when the screen state it shows appeared).
     """
 
     def __init__(
         self,
         screen: ScreenFeed,
+        config: SimRigConfig | None = None,
         *,
-        camera_size: tuple[int, int] = (1280, 720),
-        fps: float = 30.0,
-        latency_ms: float = 80.0,
-        door_roi: tuple[int, int, int, int] | None = None,
-        exposure_drift: float = 0.03,
-        drift_period_s: float = 20.0,
-        noise_std: float = 0.01,
-        seed: int = 0,
-        mirror: bool = True,
         internal_width: int = 192,
         watch_hz: float | None = None,
         blur_px: float | None = None,
     ) -> None:
         super().__init__()
-        w, h = camera_size
-        if fps <= 0 or latency_ms < 0:
-            raise ValueError(f"fps must be > 0 and latency_ms >= 0, got {fps} and {latency_ms}")
+        self.config = config = config or SimRigConfig()
+        h, w = config.size_hw
         self.name = "sim"
         self.screen = screen
-        self.camera_size = (int(w), int(h))
-        self.fps = float(fps)
-        self.latency_ms = float(latency_ms)
-        self.door_roi = door_roi or (int(0.2 * w), int(0.15 * h), int(0.6 * w), int(0.7 * h))
+        self.size_hw = (int(h), int(w))
+        self.fps = float(config.fps)
+        self.latency_ms = float(config.latency_ms)
+        self.door_roi = config.door_roi or (int(0.2 * w), int(0.15 * h), int(0.6 * w),
+                                            int(0.7 * h))
         x, y, rw, rh = self.door_roi
-        if x < 0 or y < 0 or rw < 8 or rh < 8 or x + rw > w or y + rh > h:
-            raise ValueError(f"door_roi {self.door_roi} does not fit a {w}x{h} camera")
-        self.exposure_drift = float(exposure_drift)
-        self.drift_period_s = float(drift_period_s)
-        self.noise_std = float(noise_std)
-        self.seed = seed
-        self.mirror = mirror
-        self._small = (int(internal_width), max(8, round(internal_width * rh / rw)))
-        self.blur_px = blur_px if blur_px is not None else 0.06 * self._small[0]
+        self.exposure_drift = float(config.drift)
+        self.drift_period_s = float(config.drift_period_s)
+        self.noise_std = float(config.noise)
+        self.seed = config.seed
+        self.mirror = config.mirror
+        self._small_wh = (int(internal_width), max(8, round(internal_width * rh / rw)))  # cv2 order
+        self.blur_px = blur_px if blur_px is not None else 0.06 * self._small_wh[0]
         self.watch_hz = watch_hz or 2.0 * self.fps
         self._history: deque[tuple[float, int, np.ndarray]] = deque()
         self._hist_lock = threading.Lock()
@@ -91,7 +93,7 @@ class SimulatedRig(StreamingSource):
     # -- what the screen showed, and when ------------------------------------------------------
     def push_screen(self, image: np.ndarray, t_shown: float, index: int | None = None) -> None:
         """Tell the rig the screen showed ``image`` (RGB, any size) from ``t_shown`` on."""
-        small = cv2.resize(image[..., :3], self._small, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(image[..., :3], self._small_wh, interpolation=cv2.INTER_AREA)
         keep_s = self.latency_ms / 1e3 + 2.0
         with self._hist_lock:
             self._pushes += 1
@@ -103,11 +105,11 @@ class SimulatedRig(StreamingSource):
         """``(key, small RGB image, time it appeared)`` of what was on screen at time ``t``."""
         if callable(self.screen) and not isinstance(self.screen, ScreenSource | VirtualScreen):
             image = self.screen(t)
-            small = cv2.resize(image[..., :3], self._small, interpolation=cv2.INTER_AREA)
+            small = cv2.resize(image[..., :3], self._small_wh, interpolation=cv2.INTER_AREA)
             return ("f", t), small, t
         with self._hist_lock:
             if not self._history:
-                return ("blank",), np.zeros((self._small[1], self._small[0], 3), np.uint8), t
+                return ("blank",), np.zeros((self._small_wh[1], self._small_wh[0], 3), np.uint8), t
             times = [e[0] for e in self._history]
             i = max(0, bisect.bisect_right(times, t) - 1)
             t_e, idx, small = self._history[i]
@@ -129,14 +131,12 @@ class SimulatedRig(StreamingSource):
     def _start(self) -> None:
         import torch
 
-        from mcnn.physics.screen_rig import ScreenRigPhysics
-
-        self._physics = ScreenRigPhysics(camera_size=self._small, seed=self.seed,
-                                         blur_px=self.blur_px, noise_std=0.0,
-                                         photons_full_scale=None, mirror=self.mirror)
+        self._physics = rig_physics((self._small_wh[1], self._small_wh[0]), seed=self.seed,
+                                    blur_px=self.blur_px, noise_std=0.0,
+                                    photons_full_scale=None, mirror=self.mirror)
         self._torch = torch
         rng = np.random.default_rng(self.seed)
-        w, h = self.camera_size
+        h, w = self.size_hw
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         wall = 0.06 + 0.03 * xx / w + 0.02 * np.sin(yy / 37.0)  # dark wall, not lit by the screen
         self._background = np.repeat((255 * wall)[..., None], 3, axis=2).astype(np.uint8)
@@ -202,7 +202,6 @@ class SimulatedRig(StreamingSource):
             self._watcher = None
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "simulated_rig", "size": list(self.camera_size),
-                "fps": self.fps, "latency_ms": self.latency_ms, "door_roi": list(self.door_roi),
-                "exposure_drift": self.exposure_drift, "drift_period_s": self.drift_period_s,
-                "noise_std": self.noise_std, "seed": self.seed, "mirror": self.mirror}
+        return {"name": self.name, "kind": "simulated_rig",
+                **self.config.model_dump(mode="json", exclude={"kind", "door_roi"}),
+                "door_roi": list(self.door_roi)}

@@ -15,7 +15,7 @@ def build_datasets(cfg: Any, seed: int = 0) -> tuple[Any, Any]:
 
         return load_folder_pairs(cfg, seed)
     if cfg.kind == "pairs":
-        from acquire.dataset import load_pair_datasets
+        from mcnn.data.recording import load_pair_datasets
 
         return load_pair_datasets(cfg)
     raise ValueError(f"data.kind: unknown kind {cfg.kind!r}")

@@ -12,11 +12,10 @@ import pytest
 
 import acquire.storage as storage
 from acquire.config import RecordConfig
-from acquire.dataset import load_pair_datasets
 from acquire.session import record
-from acquire.storage import read_manifest, read_metadata
 from mcnn.data.config import PairsDataConfig
 from mcnn.data.protocol import PairDataset
+from mcnn.data.recording import load_pair_datasets, read_manifest, read_metadata
 
 SIM = "sim:size=160x90,latency_ms=40,fps=40,noise=0.0"
 
@@ -44,7 +43,7 @@ def test_passive_recording_is_complete_timestamped_and_loadable(tmp_path):
     assert skews[len(skews) // 2] < 1e3 / 80 and skews[int(0.9 * len(skews))] < 1e3 / 80 + 10
     meta = read_metadata(folder)
     assert meta.mode == "passive" and meta.latency_ms_used == 40 and meta.frame_format == "tiff"
-    assert meta.camera["latency_ms"] == 40 and meta.config.rate_hz == 40
+    assert meta.camera["latency_ms"] == 40 and meta.config["rate_hz"] == 40
     train, test = load_pair_datasets(PairsDataConfig(path=folder, test_first=10))
     assert isinstance(train, PairDataset) and (len(train), len(test)) == (30, 10)
     cam, scr = train[0]
@@ -110,7 +109,7 @@ def test_active_mode_on_xvfb_records_the_stimulus_the_camera_saw(tmp_path, xvfb_
     config = RecordConfig(mode="active", camera="sim:size=320x180,latency_ms=60,fps=30,noise=0.0",
                           screen="1", rate_hz=10, pairs=8, out=tmp_path, name="act",
                           latency_ms=60, settle_ms=40, stimulus="generated",
-                          stimulus_size=(160, 90), seed=3)
+                          stimulus_size_hw=(90, 160), seed=3)
     folder, summary = record(config)
     entries = read_manifest(folder)
     assert summary["pairs"] == len(entries) == 8
@@ -123,6 +122,6 @@ def test_active_mode_on_xvfb_records_the_stimulus_the_camera_saw(tmp_path, xvfb_
         assert e.camera_meta["screen_time_s"] >= e.t_shown_s
         assert (folder / e.stimulus).exists()
     train, test = load_pair_datasets(PairsDataConfig(path=folder, test_first=2,
-                                                     camera_size=(64, 32)))
+                                                     camera_size=(32, 64)))
     cam, target = train[0]
     assert cam.shape == (3, 32, 64) and target.shape == (3, 90, 160)  # target = exact stimulus

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from acquire.config import SimRigConfig
 from acquire.frame import monotonic_s
 from acquire.sources.base import Source, SourceError, SourceExhausted
 from acquire.sources.camera import CameraSource
@@ -116,9 +117,9 @@ def test_screen_source_without_display_says_how_to_fix(monkeypatch):
 
 
 def test_simulated_rig_shows_the_screen_after_its_latency_mirrored():
-    screen = VirtualScreen((160, 90))
-    rig = SimulatedRig(screen, camera_size=(320, 180), fps=50, latency_ms=100,
-                       exposure_drift=0.0, noise_std=0.0)
+    screen = VirtualScreen((90, 160))
+    rig = SimulatedRig(screen, SimRigConfig(size_hw=(180, 320), fps=50, latency_ms=100, drift=0.0,
+                                            noise=0.0))
     x, y, w, h = rig.door_roi
     with screen, rig:
         rig.read()
@@ -136,5 +137,6 @@ def test_simulated_rig_shows_the_screen_after_its_latency_mirrored():
     assert not any(lit[: lit.index(True)])
     d = door[-1]
     assert d[:, w // 2:].mean() > d[:, : w // 2].mean() + 10  # mirrored: right side brighter
+    assert frames[-1].size_hw == (180, 320) and frames[-1].image.shape == (180, 320, 3)
     wall = frames[-1].image[:y].mean()
     assert abs(wall - frames[0].image[:y].mean()) < 1.0  # the wall does not follow the screen

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from acquire.config import SimRigConfig
 from acquire.sources.screen import VirtualScreen
 from acquire.sources.sim import SimulatedRig
-from calibration.model import CalibrationResult, LatencyCalibration
 from calibration.procedures import measure_exposure, measure_latency, measure_roi
 from calibration.signals import correlation_map, responsive_box, step_latencies
+from mcnn.data.recording import CalibrationResult, LatencyCalibration
 
 
 def test_step_latencies_interpolate_the_half_way_crossing():
@@ -31,8 +32,8 @@ def test_responsive_box_finds_the_correlated_block():
 
 @pytest.mark.parametrize("latency_ms", [50.0, 150.0])
 def test_latency_calibration_recovers_rig_latency_within_one_frame(latency_ms):
-    screen = VirtualScreen((64, 36))
-    rig = SimulatedRig(screen, camera_size=(320, 180), fps=30, latency_ms=latency_ms)
+    screen = VirtualScreen((36, 64))
+    rig = SimulatedRig(screen, SimRigConfig(size_hw=(180, 320), fps=30, latency_ms=latency_ms))
     with screen, rig:
         result = measure_latency(screen, rig, flashes=6, hold_s=latency_ms / 1e3 + 0.12)
     assert result.count >= 10
@@ -42,20 +43,20 @@ def test_latency_calibration_recovers_rig_latency_within_one_frame(latency_ms):
 
 
 def test_roi_calibration_finds_the_door():
-    screen = VirtualScreen((64, 36))
-    rig = SimulatedRig(screen, camera_size=(640, 360), fps=30, latency_ms=40,
-                       door_roi=(100, 60, 300, 200))
+    screen = VirtualScreen((36, 64))
+    rig = SimulatedRig(screen, SimRigConfig(size_hw=(360, 640), fps=30, latency_ms=40,
+                                            door_roi=(100, 60, 300, 200)))
     with screen, rig:
         result = measure_roi(screen, rig, steps=10, hold_s=0.15, latency_s=0.08)
     assert np.allclose(result.roi, (100, 60, 300, 200), atol=8)
-    assert result.camera_size == (640, 360) and result.score > 0.8
+    assert result.camera_size_hw == (360, 640) and result.score > 0.8
 
 
 @pytest.mark.parametrize(("drift", "expect"), [(0.0, False), (0.4, True)])
 def test_exposure_calibration_flags_injected_auto_exposure_drift(drift, expect):
-    screen = VirtualScreen((64, 36))
-    rig = SimulatedRig(screen, camera_size=(320, 180), fps=30, latency_ms=30,
-                       exposure_drift=drift, drift_period_s=2.0)
+    screen = VirtualScreen((36, 64))
+    rig = SimulatedRig(screen, SimRigConfig(size_hw=(180, 320), fps=30, latency_ms=30,
+                                            drift=drift, drift_period_s=2.0))
     with screen, rig:
         result, dark = measure_exposure(screen, rig, duration_s=1.2, latency_s=0.05,
                                         roi=rig.door_roi, dark_frames=4)
@@ -73,5 +74,5 @@ def test_calibration_json_round_trip_and_merge(tmp_path):
     (tmp_path / "bad.json").write_text('{"latency": {"median_ms": "x"}}')
     with pytest.raises(ValueError, match="latency"):
         CalibrationResult.load(tmp_path / "bad.json")
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(ValueError, match="no such calibration file"):
         CalibrationResult.load(tmp_path / "none.json")

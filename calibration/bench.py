@@ -3,7 +3,8 @@
 Measures (1) the latency calibration error against the rig's configured latency, with patterns
 shown by the full-screen Qt window and seen by the rig through mss, and (2) a sustained passive
 recording at the given camera size while the Qt window plays a generated film: pairs/s, drops,
-skew median/p95. Prints nothing; returns a JSON-able dict.
+skew median/p95. Prints nothing; returns a JSON-able dict. It lives in ``calibration`` because it
+drives the latency calibration; layers run apps -> calibration -> acquire.
 """
 
 from __future__ import annotations
@@ -19,23 +20,24 @@ from typing import Any
 from acquire.frame import monotonic_s
 
 
-def run_bench(*, seconds: float = 10.0, camera_size: tuple[int, int] = (1280, 720),
+def run_bench(*, seconds: float = 10.0, camera_hw: tuple[int, int] = (720, 1280),
               latency_ms: float = 80.0, rate_hz: float = 30.0, start_xvfb: bool = False,
               flashes: int = 10) -> dict[str, Any]:
+    """Run the benchmark; ``start_xvfb`` starts a private 1920x1080 Xvfb (SourceError if absent)."""
     from acquire.xvfb import Xvfb, x11_environment
 
     xvfb = Xvfb((1920, 1080)).start() if start_xvfb else None
     try:
         with x11_environment(xvfb.display if xvfb is not None else None):
-            return _run(seconds, camera_size, latency_ms, rate_hz, flashes)
+            return _run(seconds, camera_hw, latency_ms, rate_hz, flashes)
     finally:
         if xvfb is not None:
             xvfb.stop()
 
 
-def _run(seconds: float, camera_size: tuple[int, int], latency_ms: float, rate_hz: float,
+def _run(seconds: float, camera_hw: tuple[int, int], latency_ms: float, rate_hz: float,
          flashes: int) -> dict[str, Any]:
-    from acquire.config import RecordConfig
+    from acquire.config import RecordConfig, SimRigConfig, VirtualScreenConfig
     from acquire.display import QtStimulusWindow
     from acquire.session import record
     from acquire.sources.screen import ScreenSource
@@ -44,14 +46,12 @@ def _run(seconds: float, camera_size: tuple[int, int], latency_ms: float, rate_h
     from calibration.procedures import measure_latency
 
     window = QtStimulusWindow()
-    w, h = camera_size
-    rig = SimulatedRig(ScreenSource(1), camera_size=camera_size, fps=rate_hz,
-                       latency_ms=latency_ms)
+    rig_config = SimRigConfig(size_hw=camera_hw, latency_ms=latency_ms, fps=rate_hz)
+    rig = SimulatedRig(ScreenSource(1), rig_config)
     with rig:
         lat = measure_latency(window, rig, flashes=flashes, hold_s=max(0.25, 2.5 * latency_ms / 1e3))
     out = Path(tempfile.mkdtemp(prefix="acquire-bench-"))
-    config = RecordConfig(camera=f"sim:size={w}x{h},latency_ms={latency_ms},fps={rate_hz}",
-                          screen="1", rate_hz=rate_hz, duration_s=seconds, out=out, name="bench",
+    config = RecordConfig(camera=rig_config, screen=1, rate_hz=rate_hz, duration_s=seconds, out=out, name="bench",
                           latency_ms=lat.median_ms)
     result: dict[str, Any] = {}
     errors: list[BaseException] = []
@@ -64,9 +64,9 @@ def _run(seconds: float, camera_size: tuple[int, int], latency_ms: float, rate_h
 
     thread = threading.Thread(target=worker, name="bench-record")
     thread.start()
-    i, t_next, film = 0, monotonic_s(), 30.0
+    i, t_next, film, film_hw = 0, monotonic_s(), 30.0, VirtualScreenConfig().size_hw
     while thread.is_alive():  # the film the passive recorder watches, on the Qt thread
-        window.show(generated_image(i, (640, 360)))
+        window.show(generated_image(i, film_hw))
         i += 1
         t_next += 1.0 / film
         while (left := t_next - monotonic_s()) > 0:
@@ -79,7 +79,7 @@ def _run(seconds: float, camera_size: tuple[int, int], latency_ms: float, rate_h
     summary = result["summary"]
     shutil.rmtree(out, ignore_errors=True)
     return {
-        "camera_size": list(camera_size), "screen_size": list(window.size),
+        "camera_hw": list(camera_hw), "screen_hw": list(window.size_hw),
         "target_rate_hz": rate_hz, "seconds": seconds, "cpu_cores": os.cpu_count(),
         "pairs": summary["pairs"], "pairs_per_s": summary["pairs_per_s"],
         "dropped": summary["dropped"], "flagged": summary["flagged"],
