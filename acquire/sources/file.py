@@ -18,35 +18,34 @@ import numpy as np
 from acquire.frame import Frame, monotonic_s, stamp_now
 from acquire.sources.base import SourceError, SourceExhausted, StreamingSource
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
-
 
 def read_image(path: Path) -> np.ndarray:
-    """Read one image file as ``(H, W, C)`` RGB uint8/uint16 (TIFF via tifffile, NPY via numpy)."""
-    suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        import tifffile
+    """One image file as stored, ``(H, W, C)`` (RGB for colour), through the project's one reader
+    registry (``mcnn.data.image_io``); a stack gives its first frame."""
+    from mcnn.data.image_io import ImageFileError, read_raw
 
-        image = tifffile.imread(path)
-    elif suffix == ".npy":
-        image = np.load(path)
-    else:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise SourceError(f"cannot read image {path}")
-        if image.ndim == 3 and image.shape[2] == 4:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-        elif image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.ndim == 2:
-        image = image[..., None]
-    return image
+    try:
+        raw = read_raw(path)
+    except ImageFileError as exc:
+        raise SourceError(str(exc)) from None
+    image = raw.data
+    if raw.axes.startswith("N"):
+        image = image[0]
+    if raw.axes == "NCYX":
+        image = np.moveaxis(image, 0, -1)
+    return image[..., None] if image.ndim == 2 else image
 
 
 def list_images(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    from mcnn.data.image_io import ImageFileError
+    from mcnn.data.image_io import list_images as registered_images
+
+    try:
+        files = registered_images(folder)
+    except ImageFileError as exc:
+        raise SourceError(str(exc)) from None
     if not files:
-        raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        raise SourceError(f"no image files in {folder}")
     return files
 
 

@@ -33,14 +33,10 @@ ScreenFeed = ScreenSource | VirtualScreen | Callable[[float], np.ndarray] | np.n
 
 
 def rig_physics(camera_hw: tuple[int, int], **kwargs: Any) -> Any:
-    """``ScreenRigPhysics`` for a ``(height, width)`` camera: the one place that calls it.
-
-    Its ``camera_size`` argument is ``(width, height)`` today; this wrapper keeps (H, W) in acquire.
-    """
+    """``ScreenRigPhysics`` for a ``(height, width)`` camera: the one place that calls it."""
     from mcnn.physics.screen_rig import ScreenRigPhysics
 
-    h, w = camera_hw
-    return ScreenRigPhysics(camera_size=(w, h), **kwargs)
+    return ScreenRigPhysics(camera_hw=camera_hw, **kwargs)
 
 
 class SimulatedRig(StreamingSource):

@@ -3,7 +3,7 @@
 A pair dataset is a ``torch.utils.data.Dataset`` whose items are ``(input, target)``: ``input`` is
 ``(C_in, H, W)`` float32 and ``target`` is ``(C_out, H*s, W*s)`` float32 for an integer scale ``s``.
 Sources that make fresh examples every epoch (simulators) implement ``set_epoch``; the trainer calls it
-before each epoch. Recorded pairs (``acquire``), image folders and simulators all satisfy it.
+before each epoch. Recorded pairs (``mcnn.data.recording``), image folders and simulators all satisfy it.
 """
 
 from __future__ import annotations

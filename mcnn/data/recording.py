@@ -276,7 +276,7 @@ class RecordedPairs(torch.utils.data.Dataset):
 
     def _read(self, rel: str) -> np.ndarray:
         """``(C, H, W)`` float32 in [0, 1]; an unreadable file raises ValueError naming it."""
-        from mcnn.data.image_files import read_images
+        from mcnn.data.image_io import read_images
 
         path = self.folder / rel
         try:
