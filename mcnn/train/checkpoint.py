@@ -95,15 +95,15 @@ def save_checkpoint(
             tensors[f"rng.cuda{i}"] = s
     info: dict[str, Any] = {"state": state, "optimizers": {}, "schedulers": {}}
     for name, opt in optimizers.items():
-        t, i = _split_optimizer(f"optim_{name}", opt)
-        tensors.update(t)
-        info["optimizers"][name] = i
+        opt_tensors, opt_info = _split_optimizer(f"optim_{name}", opt)
+        tensors.update(opt_tensors)
+        info["optimizers"][name] = opt_info
     for name, sch in schedulers.items():
         info["schedulers"][name] = sch.state_dict()
     for name, mod in extra_modules.items():
         for k, v in mod.state_dict().items():
             tensors[f"module_{name}.{k}"] = v
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
     info["rng"] = {
         "python": json.loads(json.dumps(random.getstate(), default=list)),
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],

@@ -34,11 +34,11 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, value_range: float | None = N
     r = value_range or data_range(target)
     small = min(pred.shape[-2:])
     kernel = 11 if small >= 11 else (small - 1) | 1
-    return float(
-        structural_similarity_index_measure(
-            pred.float(), target.float(), data_range=r, kernel_size=kernel
-        )
+    value = structural_similarity_index_measure(
+        pred.float(), target.float(), data_range=r, kernel_size=kernel
     )
+    assert isinstance(value, torch.Tensor)  # a tuple only when asked for the full map
+    return float(value)
 
 
 def metric_names(channels: int) -> list[str]:

@@ -154,7 +154,7 @@ class Trainer:
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
 
-        self.model = MCNN(cfg.model).to(self.device, memory_format=fmt)
+        self.model = MCNN(cfg.model).to(self.device, memory_format=fmt)  # type: ignore[call-overload]
         self.n_params = count_parameters(self.model)
         net: nn.Module = _MultiScale(self.model)
         if self.dist.enabled:
@@ -279,8 +279,10 @@ class Trainer:
         self.model.eval()
         xs, ps, ys = [], [], []
         # A private generator: validating must not move the global RNG the training run uses.
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False,  # type: ignore[arg-type]
-                            generator=torch.Generator().manual_seed(0))
+        loader: DataLoader[tuple[torch.Tensor, torch.Tensor]] = DataLoader(
+            data, batch_size=batch_size, shuffle=False,  # type: ignore[arg-type]
+            generator=torch.Generator().manual_seed(0),
+        )
         for x, y in loader:
             with self._autocast():
                 p = self.model(self._to_device(x))

@@ -163,3 +163,15 @@ def test_rows_after_the_resumed_step_are_not_repeated(tmp_path):
     Trainer(cfg, resume=True, progress=False).fit()  # resumes from step 4
     rows = list(csv.DictReader((cfg.run_dir / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [2, 4, 6, 8]
+
+
+def test_fit_in_a_worker_thread_leaves_signal_handling_alone(tmp_path):
+    import threading
+
+    before = signal.getsignal(signal.SIGINT)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(
+        Trainer(micro(tmp_path, train__steps=2), progress=False).fit()))
+    t.start()
+    t.join()
+    assert result["val_mae"] > 0 and signal.getsignal(signal.SIGINT) is before
