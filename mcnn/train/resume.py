@@ -8,7 +8,11 @@ goes, how often it reports, and how long it is (``train.steps``: extending a run
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcnn.train.config import TrainConfig
 
 RESUMABLE_FIELDS = frozenset({
     "name", "out_dir",
@@ -45,3 +49,16 @@ def config_differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if old != cur:
             out.append(f"{key} ({_show(old)} -> {_show(cur)})")
     return out
+
+
+def saved_run_config(checkpoint: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The config saved with ``checkpoint`` as JSON data, defaults filled in where it validates."""
+    from mcnn.train.checkpoint import saved_config_json
+
+    text = saved_config_json(checkpoint)
+    if text is None:
+        return None
+    try:
+        return type(config).model_validate_json(text).model_dump(mode="json")
+    except ValueError:  # an older schema: compare what is there
+        return dict(json.loads(text))

@@ -3,24 +3,20 @@
 Subclass ``Trainer`` and override ``training_step``, ``on_step_end`` or ``on_validation_end`` to
 change what happens per step without rewriting the loop. Simulated data is drawn fresh every epoch.
 
-Stopping: SIGINT (Ctrl-C) and SIGTERM only raise a flag while ``fit`` runs; the loop looks at it
-between steps, once a step is fully counted, saves ``checkpoints/last`` and raises
-``KeyboardInterrupt``. A resumed run therefore continues bit for bit where the stopped one ended.
-A second Ctrl-C stops at once (keeping the last consistent checkpoint).
+Stopping (``mcnn.train.stopping``): SIGINT and SIGTERM only raise a flag while ``fit`` runs; once a
+step is fully counted the loop saves ``checkpoints/last`` and raises ``KeyboardInterrupt``, so a
+resumed run continues bit for bit where the stopped one ended.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import shutil
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +41,11 @@ from mcnn.train.config import TrainConfig
 from mcnn.train.figures import save_comparison
 from mcnn.train.metrics import all_metrics
 from mcnn.train.progress import ProgressReporter, hms
-from mcnn.train.resume import config_differences
+from mcnn.train.resume import config_differences, saved_run_config
 from mcnn.train.run_log import RunLog, comparison_grid, csv_fields
 from mcnn.train.runtime import DistContext
 from mcnn.train.sampling import EpochSampler
+from mcnn.train.stopping import StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +197,7 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         self.run_log: RunLog | None = None
-        self._stop_signal: int | None = None
+        self._stop = StopFlag(lambda: self.step + 1)
         self._mid_step = False
         self._saved_step = -1
 
@@ -330,28 +327,17 @@ class Trainer:
         if name == "last":
             self._saved_step = self.step
 
-    def _check_saved_config(self, last: Path) -> dict[str, Any] | None:
-        """The saved run's config; a difference in a field that may not change is an error."""
-        text = ckpt.saved_config_json(last)
-        if text is None:
-            return None
-        try:
-            saved = TrainConfig.model_validate_json(text).model_dump(mode="json")
-        except ValueError:  # an older schema: compare what is there
-            saved = json.loads(text)
-        diffs = config_differences(saved, self.cfg.model_dump(mode="json"))
+    def _resume_state(self) -> None:
+        last = self.run_dir / "checkpoints" / "last"
+        if ckpt.resolve_checkpoint(last) is None:
+            raise TrainingError(f"{self.run_dir}: no checkpoint to resume from ({last} is missing)")
+        saved = saved_run_config(last, self.cfg)
+        diffs = [] if saved is None else config_differences(saved, self.cfg.model_dump(mode="json"))
         if diffs:
             raise TrainingError(
                 f"{self.run_dir}: config differs from the saved run in {', '.join(diffs)}; "
                 "start a new run (another name, or --overwrite) to change these"
             )
-        return saved
-
-    def _resume_state(self) -> None:
-        last = self.run_dir / "checkpoints" / "last"
-        if ckpt.resolve_checkpoint(last) is None:
-            raise TrainingError(f"{self.run_dir}: no checkpoint to resume from ({last} is missing)")
-        saved = self._check_saved_config(last)
         state = ckpt.load_checkpoint(last, model=self.model, **self._modules())
         if state.get("world_size", 1) != self.dist.world_size:
             raise TrainingError(
@@ -435,39 +421,6 @@ class Trainer:
             generator=gen,
         )
 
-    @contextlib.contextmanager
-    def _stop_signals(self) -> Iterator[None]:
-        """SIGINT / SIGTERM set a flag that the loop reads between steps (main thread only)."""
-        self._stop_signal = None
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if self._stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt  # a second Ctrl-C: stop now
-            self._stop_signal = signum
-            log.warning("%s: stopping once step %d is complete (Ctrl-C again to stop now)",
-                        signal.Signals(signum).name, self.step + 1)
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-
-    def _stop_requested(self) -> bool:
-        """Whether any process got a stop signal; every rank agrees, so all stop at one step."""
-        flag = self._stop_signal is not None
-        if not self.dist.enabled:
-            return flag
-        import torch.distributed as dist
-
-        t = torch.tensor([int(flag)], device=self.device if self.device.type == "cuda" else "cpu")
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
-
     def _run_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         try:
             logs = self.training_step(self._to_device(x), self._to_device(y))
@@ -505,7 +458,7 @@ class Trainer:
         running: list[float] = []
         start_wall, start_elapsed, start_step = time.perf_counter(), self.elapsed_s, self.step
         try:
-            with self._stop_signals(), redirect:
+            with self._stop.installed(), redirect:
                 while self.step < t.steps:
                     for x, y in self._loader():
                         self._mid_step = True
@@ -530,12 +483,11 @@ class Trainer:
                             self._save_last()
                         if self.step >= t.steps:
                             break
-                        if self._stop_requested():
+                        if self._stop.agreed(self.dist.enabled, self.device):
                             if self._saved_step != self.step:
                                 self._save_last()
-                            name = signal.Signals(self._stop_signal or signal.SIGINT).name
                             log.warning("stopped by %s at step %d; checkpoint saved, continue with "
-                                        "--resume", name, self.step)
+                                        "--resume", self._stop.name, self.step)
                             raise KeyboardInterrupt
         except KeyboardInterrupt:
             if self._saved_step != self.step and self.step > 0:
