@@ -57,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
 
     def body() -> int:
-        import shutil
-
         from mcnn.config_io import validate
         from mcnn.train.config import TrainConfig
         from mcnn.train.figures import save_comparison
@@ -66,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
         raw = demo_config(args.problem, args.steps, args.size, args.out, args.device)
         cfg = validate(TrainConfig, raw, "demo config")
-        shutil.rmtree(cfg.run_dir, ignore_errors=True)  # a demo always starts fresh
-        trainer = Trainer(cfg)
+        trainer = Trainer(cfg, overwrite=True)  # a demo always starts fresh
         metrics = trainer.fit()
         x, pred, y = trainer.predict(trainer.val_data, cfg.train.val_batch_size)
         picture = save_comparison(
@@ -79,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                           "val_mae": round(metrics["val_mae"], 5),
                           "val_psnr_db": round(metrics["val_psnr"], 2),
                           "val_ssim": round(metrics["val_ssim"], 4),
+                          "val_mae_per_channel": [round(metrics[f"val_mae_c{k}"], 5)
+                                                  for k in range(cfg.model.out_channels)],
                           "picture": str(picture), "run_dir": str(cfg.run_dir)}))
         return 0
 

@@ -29,8 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n\n"
         "Multi-GPU / multi-node: torchrun --nproc_per_node=N -m apps.train CONFIG (same config).\n"
         "Outputs in out_dir/name: config.json, metrics.csv, tensorboard/, samples/*.png,\n"
-        "checkpoints/{last,best}/ (model.safetensors + JSON). Exit codes: 0 ok, 2 user error, "
-        "1 failure, 130 interrupted (checkpoint saved; continue with --resume)."
+        "checkpoints/{last,best}/ (model.safetensors + JSON). metrics.csv has val_mae/psnr/ssim per\n"
+        "output channel (_c0, _c1, ...; PSNR/SSIM on that channel's target range, val_psnr_range_cK)\n"
+        "and their means. Ctrl-C or SIGTERM stops after the current step and saves checkpoints/last;\n"
+        "--resume continues bit for bit. On resume only train.steps (longer: the lr schedule keeps\n"
+        "its horizon and holds its final value), device, precision, compile, num_workers and the\n"
+        "reporting intervals may change. Exit codes: 0 ok, 2 user error, 1 failure, 130 interrupted."
     )
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -48,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="override name (the run folder's name)")
     p.add_argument("--out-dir", type=Path, help="override out_dir")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
-    p.add_argument("--resume", action="store_true", help="continue the run in out_dir/name")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true", help="continue the run in out_dir/name")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the run in out_dir/name (its checkpoints, logs and samples)")
     add_config_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             print_config(cfg)
             return 0
-        trainer = Trainer(cfg, resume=args.resume)
+        trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
         metrics = trainer.fit()
         if trainer.dist.is_main:
             print(json.dumps({"run_dir": str(trainer.run_dir), "step": trainer.step, **metrics}))

@@ -22,81 +22,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcnn.models import MCNN, ModelConfig
-from mcnn.utils.atomic import atomic_path, atomic_write_text, fsync_dir
+from mcnn.utils.atomic import atomic_write_text, fsync_dir
+from mcnn.weights import (  # re-exported: the model-file half of a checkpoint lives there
+    MODEL_CONFIG_KEY,
+    MODEL_FILE,
+    CheckpointError,
+    check_model_file,
+    load_model,
+    read_model_config,
+    resolve_model_file,
+    save_model,
+    save_tensors,
+    unwrap,
+)
 
-MODEL_FILE = "model.safetensors"
+__all__ = [
+    "CONFIG_FILE", "MODEL_CONFIG_KEY", "MODEL_FILE", "STATE_JSON", "STATE_TENSORS",
+    "CheckpointError", "load_checkpoint", "load_model", "resolve_checkpoint", "resolve_model_file",
+    "save_checkpoint", "save_model", "saved_config_json", "unwrap",
+]
+
 CONFIG_FILE = "config.json"
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
-MODEL_CONFIG_KEY = "mcnn_model_config"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint path that does not hold what it should; the message names the file."""
-
-
-def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
-
-
-def save_model(model: MCNN, path: Path) -> None:
-    """Weights only, with the model config in the safetensors metadata."""
-    state = {k: v for k, v in unwrap(model).state_dict().items()}
-    meta = {MODEL_CONFIG_KEY: unwrap(model).config.model_dump_json()}
-    _save_tensors(state, Path(path), meta)
-
-
-def unwrap(model: nn.Module) -> Any:
-    """The bare MCNN inside DDP / torch.compile / training wrappers."""
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model = inner
-
-
-def _model_file(path: Path) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / MODEL_FILE, path / "checkpoints" / "best" / MODEL_FILE):
-            if candidate.is_file():
-                return candidate
-        raise CheckpointError(f"{path}: no {MODEL_FILE} in this folder or its checkpoints/best/")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    if path.suffix != ".safetensors":
-        raise CheckpointError(f"{path}: expected a .safetensors file or a checkpoint folder")
-    return path
-
-
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[MCNN, ModelConfig]:
-    """Rebuild the network from a checkpoint folder or its model.safetensors."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    file = _model_file(path)
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(file), device=str(device))
-    except Exception as exc:
-        raise CheckpointError(f"{file}: not a readable safetensors file ({exc})") from exc
-    if MODEL_CONFIG_KEY not in meta:
-        raise CheckpointError(f"{file}: no {MODEL_CONFIG_KEY} metadata; not an mcnn checkpoint")
-    config = ModelConfig.model_validate_json(meta[MODEL_CONFIG_KEY])
-    model = MCNN(config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{file}: weights do not match the stored config (missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]})"
-        )
-    return model.to(device).eval(), config
-
 
 def _split_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
     sd = opt.state_dict()
@@ -147,20 +95,20 @@ def save_checkpoint(
             tensors[f"rng.cuda{i}"] = s
     info: dict[str, Any] = {"state": state, "optimizers": {}, "schedulers": {}}
     for name, opt in optimizers.items():
-        t, i = _split_optimizer(f"optim_{name}", opt)
-        tensors.update(t)
-        info["optimizers"][name] = i
+        opt_tensors, opt_info = _split_optimizer(f"optim_{name}", opt)
+        tensors.update(opt_tensors)
+        info["optimizers"][name] = opt_info
     for name, sch in schedulers.items():
         info["schedulers"][name] = sch.state_dict()
     for name, mod in extra_modules.items():
         for k, v in mod.state_dict().items():
             tensors[f"module_{name}.{k}"] = v
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
     info["rng"] = {
         "python": json.loads(json.dumps(random.getstate(), default=list)),
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
     }
-    _save_tensors(tensors, tmp / STATE_TENSORS, {})
+    save_tensors(tensors, tmp / STATE_TENSORS, {})
     atomic_write_text(tmp / STATE_JSON, json.dumps(info, indent=1, default=float))
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -180,6 +128,14 @@ def resolve_checkpoint(folder: Path) -> Path | None:
     return None
 
 
+def saved_config_json(folder: Path) -> str | None:
+    """The training config stored with the checkpoint in ``folder`` (or its ``.old``), if any."""
+    found = resolve_checkpoint(folder)
+    if found is None or not (found / CONFIG_FILE).is_file():
+        return None
+    return (found / CONFIG_FILE).read_text()
+
+
 def load_checkpoint(
     folder: Path,
     *,
@@ -194,8 +150,10 @@ def load_checkpoint(
     found = resolve_checkpoint(folder)
     if found is None:
         raise CheckpointError(f"{folder}: no complete checkpoint to resume from")
-    weights = load_file(str(found / MODEL_FILE))
-    unwrap(model).load_state_dict(weights)
+    bare = unwrap(model)
+    _, shapes = read_model_config(found / MODEL_FILE)
+    check_model_file(found / MODEL_FILE, bare.config, shapes)
+    bare.load_state_dict(load_file(str(found / MODEL_FILE)))
     tensors = load_file(str(found / STATE_TENSORS))
     info = json.loads((found / STATE_JSON).read_text())
     for name, opt in optimizers.items():

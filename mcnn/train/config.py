@@ -45,7 +45,11 @@ class LoopConfig(BaseModel):
     val_every: int = Field(default=200, ge=1, description="Validate every N steps (and at the end).")
     val_batch_size: int = Field(default=16, ge=1)
     checkpoint_every: int = Field(default=500, ge=1)
-    log_every: int = Field(default=20, ge=1)
+    log_every: int = Field(default=20, ge=1, description="TensorBoard scalars every N steps.")
+    progress_every_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="Log a progress line (step, it/s, loss, lr, ETA) at least this often (s).",
+    )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field(

@@ -1,7 +1,10 @@
-"""Validation metrics on ``(B, C, H, W)`` tensors: MAE, PSNR and SSIM.
+"""Validation metrics on ``(B, C, H, W)`` tensors: MAE, PSNR and SSIM, per output channel.
 
-PSNR and SSIM need a data range; it is taken from the target (max - min over the batch), which suits
-phase maps and normalised images alike and is stated in the metrics CSV header.
+Channels are never pooled: phase and amplitude (or R, G, B) have different ranges and meanings, and
+an easy channel would hide a poor one. Each channel ``k`` gets ``mae_c{k}``, ``psnr_c{k}`` and
+``ssim_c{k}``; ``mae``, ``psnr`` and ``ssim`` are the means over channels. PSNR and SSIM of channel
+``k`` use that channel's target range (max - min over the batch), reported as ``psnr_range_c{k}``;
+a constant channel uses a range of 1.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ def mae(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def data_range(target: torch.Tensor) -> float:
-    return float((target.amax() - target.amin()).clamp_min(1e-8))
+    """max - min of ``target``; 1.0 for a constant target (so PSNR stays finite and comparable)."""
+    r = float(target.amax() - target.amin())
+    return r if r > 1e-12 else 1.0
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, value_range: float | None = None) -> float:
@@ -29,13 +34,32 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, value_range: float | None = N
     r = value_range or data_range(target)
     small = min(pred.shape[-2:])
     kernel = 11 if small >= 11 else (small - 1) | 1
-    return float(
-        structural_similarity_index_measure(
-            pred.float(), target.float(), data_range=r, kernel_size=kernel
-        )
+    value = structural_similarity_index_measure(
+        pred.float(), target.float(), data_range=r, kernel_size=kernel
     )
+    assert isinstance(value, torch.Tensor)  # a tuple only when asked for the full map
+    return float(value)
+
+
+def metric_names(channels: int) -> list[str]:
+    """The keys ``all_metrics`` returns for ``channels`` output channels, in a stable order."""
+    names = ["mae", "psnr", "ssim"]
+    for k in range(channels):
+        names += [f"mae_c{k}", f"psnr_c{k}", f"ssim_c{k}", f"psnr_range_c{k}"]
+    return names
 
 
 def all_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    r = data_range(target)
-    return {"mae": mae(pred, target), "psnr": psnr(pred, target, r), "ssim": ssim(pred, target, r)}
+    """Per-channel MAE / PSNR / SSIM of ``(B, C, H, W)`` tensors and their means over channels."""
+    out: dict[str, float] = {}
+    per: dict[str, list[float]] = {"mae": [], "psnr": [], "ssim": []}
+    for k in range(target.shape[1]):
+        p, t = pred[:, k : k + 1], target[:, k : k + 1]
+        r = data_range(t)
+        values = {"mae": mae(p, t), "psnr": psnr(p, t, r), "ssim": ssim(p, t, r)}
+        for name, v in values.items():
+            out[f"{name}_c{k}"] = v
+            per[name].append(v)
+        out[f"psnr_range_c{k}"] = r
+    means = {name: sum(v) / len(v) for name, v in per.items()}
+    return {**means, **{k: out[k] for k in metric_names(target.shape[1]) if k in out}}

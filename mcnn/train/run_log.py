@@ -1,34 +1,86 @@
-"""What a run leaves behind for people: TensorBoard scalars and image grids, and a metrics CSV."""
+"""What a run leaves behind for people: TensorBoard scalars and image grids, and a metrics CSV.
+
+The CSV has one row per validation. Its metric columns are per output channel (see
+``mcnn.train.metrics``); ``val_psnr_range_c{k}`` states the data range PSNR/SSIM of channel ``k``
+used. A resumed run first drops the rows (and TensorBoard events) past the step it resumes from, so
+a step that is trained again is not reported twice.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mcnn.train.metrics import metric_names
+from mcnn.utils.atomic import atomic_write_text
+
 log = logging.getLogger(__name__)
 
-CSV_FIELDS = ["step", "epoch", "elapsed_s", "train_loss", "lr", "val_mae", "val_psnr", "val_ssim"]
+BASE_FIELDS = ["step", "epoch", "elapsed_s", "train_loss", "lr"]
+
+
+def csv_fields(channels: int) -> list[str]:
+    """The metrics CSV columns for a network with ``channels`` output channels."""
+    return BASE_FIELDS + [f"val_{name}" for name in metric_names(channels)]
+
+
+def _rows_up_to(path: Path, fields: list[str], last_step: int) -> str:
+    """The existing CSV rewritten with ``fields`` and only the rows with step <= ``last_step``."""
+    buf = io.StringIO()
+    out = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    out.writeheader()
+    kept = dropped = 0
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                step = int(row.get("step") or 0)
+            except ValueError:
+                step = last_step + 1
+            if step <= last_step:
+                out.writerow({k: row.get(k, "") for k in fields})
+                kept += 1
+            else:
+                dropped += 1
+    if dropped:
+        log.info("%s: dropped %d row(s) after step %d (they are trained again)", path, dropped, last_step)
+    return buf.getvalue()
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+    """TensorBoard (optional) and ``metrics.csv`` in ``run_dir``.
+
+    ``resume_step`` None starts both afresh; an int keeps what was logged up to that step.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        tensorboard: bool = True,
+        *,
+        fields: list[str] | None = None,
+        resume_step: int | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.csv_path = self.run_dir / "metrics.csv"
+        self.fields = fields or csv_fields(1)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-        new = not self.csv_path.exists()
+            purge = None if resume_step is None else resume_step + 1
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
+        if resume_step is not None and self.csv_path.is_file():
+            text = _rows_up_to(self.csv_path, self.fields, resume_step)
+        else:
+            text = ",".join(self.fields) + "\r\n"
+        atomic_write_text(self.csv_path, text)
         self._csv = open(self.csv_path, "a", newline="")  # noqa: SIM115 - open for the run's life
-        self._rows = csv.DictWriter(self._csv, fieldnames=CSV_FIELDS)
-        if new:
-            self._rows.writeheader()
-            self._csv.flush()
+        self._rows = csv.DictWriter(self._csv, fieldnames=self.fields, extrasaction="ignore")
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if self.writer is not None:
@@ -41,7 +93,7 @@ class RunLog:
             self.writer.add_image(tag, grid.clamp(0, 1), step)
 
     def row(self, values: dict[str, Any]) -> None:
-        self._rows.writerow({k: values.get(k, "") for k in CSV_FIELDS})
+        self._rows.writerow({k: values.get(k, "") for k in self.fields})
         self._csv.flush()
 
     def close(self) -> None:

@@ -73,3 +73,56 @@ def test_data_that_does_not_fit_the_model_is_a_one_line_error(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         "mcnn-train: error: model.in_channels=3 but the data inputs have 1"
     ]
+
+
+def _err_lines(capsys):
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_run_folder_resume_and_device_mistakes_are_one_line_exit_2(tmp_path, capsys):
+    import torch
+
+    cfg = _write(tmp_path, _tiny(tmp_path))
+    run = tmp_path / "runs" / "cli"
+    assert train.main([str(cfg), "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert train.main([str(cfg), "--steps", "2"]) == 2
+    err = _err_lines(capsys)
+    assert err == [f"mcnn-train: error: {run}: holds a run already; pass --resume to continue it, "
+                   "--overwrite to replace it, or choose another name/out_dir"]
+    assert train.main([str(cfg), "--steps", "2", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert train.main([str(cfg), "--steps", "3", "--lr", "0.01", "--resume"]) == 2
+    err = _err_lines(capsys)
+    assert len(err) == 1 and "config differs from the saved run in optim.lr (0.001 -> 0.01)" in err[0]
+    assert train.main([str(cfg), "--name", "fresh", "--resume"]) == 2
+    err = _err_lines(capsys)
+    assert len(err) == 1 and "no checkpoint to resume from" in err[0]
+    assert train.main([str(cfg), "--name", "dev", "--set", "train.device=tpu"]) == 2
+    assert len(_err_lines(capsys)) == 1
+    if not torch.cuda.is_available():
+        assert train.main([str(cfg), "--name", "dev", "--device", "cuda"]) == 2
+        assert _err_lines(capsys) == [
+            "mcnn-train: error: device='cuda' but no CUDA device is available"]
+
+
+def test_sigterm_stops_with_exit_130_and_resume_finishes(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from mcnn.train.trainer import Trainer
+
+    def stop_at_2(self, step, logs):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = _write(tmp_path, _tiny(tmp_path))
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "on_step_end", stop_at_2)
+        assert train.main([str(cfg)]) == 130
+    state = json.loads((tmp_path / "runs" / "cli" / "checkpoints" / "last" /
+                        "training_state.json").read_text())
+    assert state["state"]["step"] == 2
+    capsys.readouterr()
+    assert train.main([str(cfg), "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 4

@@ -115,3 +115,25 @@ def test_torch_compile_path_trains_like_eager(tiny_config):
     Spy(tiny_config(name="eager", train__steps=3, train__val_every=3)).fit()
     Spy(tiny_config(name="compiled", train__steps=3, train__val_every=3, train__compile=True)).fit()
     assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-3)
+
+
+def test_a_diverging_loss_stops_with_a_one_line_error(tmp_path):
+    from tests.mcnn.train.test_resume import micro
+
+    class Diverge(Trainer):
+        def training_step(self, x, y):
+            return {**super().training_step(x, y), "loss/total": float("nan")}
+
+    with pytest.raises(TrainingError) as info:
+        Diverge(micro(tmp_path), progress=False).fit()
+    assert str(info.value) == ("loss is nan at step 1; lower optim.lr, set optim.grad_clip, or "
+                               "check the data for NaN/inf")
+
+
+def test_metrics_csv_has_per_channel_columns(tiny_config):
+    cfg = tiny_config(train__steps=2, train__val_every=2, train__tensorboard=False)
+    Trainer(cfg, progress=False).fit()
+    header = (cfg.run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header[:8] == ["step", "epoch", "elapsed_s", "train_loss", "lr", "val_mae", "val_psnr",
+                          "val_ssim"]
+    assert header[8:] == ["val_mae_c0", "val_psnr_c0", "val_ssim_c0", "val_psnr_range_c0"]

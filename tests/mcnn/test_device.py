@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mcnn.train.runtime import autocast_dtype, select_device
+from mcnn.device import autocast_dtype, select_device
 
 
 def test_cpu_and_auto_resolve_here():
@@ -31,3 +31,9 @@ def test_autocast_is_bf16_on_cuda_only_when_auto():
     assert autocast_dtype("auto", torch.device("cpu")) is None
     assert autocast_dtype("auto", torch.device("cuda", 0)) is torch.bfloat16
     assert autocast_dtype("fp32", torch.device("cuda", 0)) is None
+
+
+def test_training_runtime_uses_the_same_resolver():
+    from mcnn.train import runtime
+
+    assert runtime.select_device is select_device and runtime.autocast_dtype is autocast_dtype

@@ -1,0 +1,125 @@
+"""Model files: the network's weights as safetensors with its config in the metadata, never pickle.
+
+This is the small module inference needs to rebuild a trained network; it imports only torch and
+``mcnn.models`` (safetensors inside the functions), so ``mcnn.infer`` does not pull in the trainer.
+A file is checked against the network its config describes (tensor names and shapes, read from the
+header) before any weights are read, so a tampered or mismatched file is one clear error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mcnn.models import MCNN, ModelConfig
+from mcnn.utils.atomic import atomic_path
+
+MODEL_FILE = "model.safetensors"
+MODEL_CONFIG_KEY = "mcnn_model_config"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path that does not hold what it should; the message names the file."""
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Crash-safe safetensors write (tmp + fsync + rename) of CPU copies of ``tensors``."""
+    from safetensors.torch import save_file
+
+    with atomic_path(Path(path)) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
+
+
+def unwrap(model: nn.Module) -> Any:
+    """The bare module inside DDP / torch.compile / training wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def save_model(model: nn.Module, path: Path) -> None:
+    """Weights only, with the model config in the safetensors metadata (self-contained)."""
+    bare = unwrap(model)
+    save_tensors(dict(bare.state_dict()), Path(path), {MODEL_CONFIG_KEY: bare.config.model_dump_json()})
+
+
+def resolve_model_file(path: Path) -> Path:
+    """``path`` itself if it is a .safetensors file, else the model file of a checkpoint/run folder."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / MODEL_FILE, path / "checkpoints" / "best" / MODEL_FILE):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{path}: no {MODEL_FILE} in this folder or its checkpoints/best/")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: expected a .safetensors file or a checkpoint folder")
+    return path
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_model_config(file: Path) -> tuple[ModelConfig, dict[str, tuple[int, ...]]]:
+    """The stored config and the file's tensor shapes (header only: no weights are read)."""
+    from pydantic import ValidationError
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{file}: not a readable safetensors file ({_first_line(exc)})") from exc
+    if MODEL_CONFIG_KEY not in meta:
+        raise CheckpointError(f"{file}: no {MODEL_CONFIG_KEY} metadata; not an mcnn checkpoint")
+    try:
+        config = ModelConfig.model_validate_json(meta[MODEL_CONFIG_KEY])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise CheckpointError(
+            f"{file}: {MODEL_CONFIG_KEY} metadata is not a valid model config ({where}: {err['msg']})"
+        ) from None
+    return config, shapes
+
+
+def check_model_file(file: Path, config: ModelConfig, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Compare the file's tensors with the network ``config`` describes, built on the meta device."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in MCNN(config).state_dict().items()}
+    for name, shape in expected.items():
+        if name not in shapes:
+            raise CheckpointError(f"{file}: tensor {name} is missing; the stored config needs it")
+        if shapes[name] != shape:
+            raise CheckpointError(
+                f"{file}: tensor {name} has shape {list(shapes[name])} but the stored config "
+                f"gives {list(shape)}"
+            )
+    extra = [k for k in shapes if k not in expected]
+    if extra:
+        raise CheckpointError(f"{file}: tensor {extra[0]} is not part of the stored config's network")
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[MCNN, ModelConfig]:
+    """Rebuild the network from a checkpoint folder or its model.safetensors, in eval mode."""
+    from safetensors.torch import load_file
+
+    file = resolve_model_file(path)
+    config, shapes = read_model_config(file)
+    check_model_file(file, config, shapes)
+    try:
+        state = load_file(str(file), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"{file}: not a readable safetensors file ({_first_line(exc)})") from exc
+    model = MCNN(config)
+    model.load_state_dict(state)
+    return model.to(device).eval(), config
