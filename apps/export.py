@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from mcnn.infer import export
-        from mcnn.train.checkpoint import load_model
+        from mcnn.weights import load_model
 
         if args.height < 1 or args.width < 1:
             raise ValueError(f"--height {args.height} --width {args.width}: must be >= 1")

@@ -21,11 +21,11 @@ from typing import Literal, TypeVar
 import numpy as np
 import torch
 
+from mcnn.device import autocast_dtype, select_device
 from mcnn.infer.memory import choose_tile_size, estimate_inference_bytes, memory_budget_bytes
 from mcnn.infer.tiling import tiled_apply
 from mcnn.models import MCNN, ModelConfig
-from mcnn.train.checkpoint import load_model
-from mcnn.train.runtime import autocast_dtype, select_device
+from mcnn.weights import load_model
 
 log = logging.getLogger(__name__)
 

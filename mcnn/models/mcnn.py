@@ -141,7 +141,7 @@ class MCNN(nn.Module):
         self.head = OutputHead(ch, cfg.out_channels, 3, padding=1)
 
         # Branch heads last, from their own generator (see the class docstring).
-        head_seed = int(torch.randint(0, 2**62, (1,)).item())
+        head_seed = int(torch.randint(0, 2**62, (1,), device="cpu").item())  # also under meta
         self.bottleneck_head: nn.Module = nn.Identity()
         self.has_bottleneck_head = cfg.branches >= n
         self.bottleneck_feedback = self.has_bottleneck_head and cfg.branch_feedback

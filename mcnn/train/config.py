@@ -6,18 +6,13 @@ Saved as JSON next to every checkpoint, so a run can be rebuilt and resumed from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mcnn.data.config import FolderDataConfig, PairsDataConfig
-from mcnn.data.simulated import SimulatedDataConfig
+from mcnn.data.config import DataConfig
 from mcnn.losses.config import LossConfig
 from mcnn.models.config import ModelConfig
-
-DataConfig = Annotated[
-    SimulatedDataConfig | FolderDataConfig | PairsDataConfig, Field(discriminator="kind")
-]
 
 
 class OptimConfig(BaseModel):

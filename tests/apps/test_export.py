@@ -11,7 +11,7 @@ import torch
 
 from apps import export
 from mcnn.models import MCNN, ModelConfig
-from mcnn.train.checkpoint import save_model
+from mcnn.weights import save_model
 
 
 def _checkpoint(tmp_path, **kw):

@@ -12,7 +12,7 @@ import torch
 from apps import predict
 from mcnn.infer import Predictor
 from mcnn.models import MCNN, ModelConfig
-from mcnn.train.checkpoint import save_model
+from mcnn.weights import save_model
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import torch
 
 from mcnn.infer import Predictor
 from mcnn.models import MCNN, ModelConfig
-from mcnn.train.checkpoint import CheckpointError, save_model
+from mcnn.weights import CheckpointError, save_model
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_tiled_matches_untiled_with_output_scale_2_and_multichannel(
 
 def test_automatic_tiling_when_the_frame_exceeds_the_memory_budget(tiny_model, frame):
     x = frame(1, 300, 333)
-    small = Predictor(tiny_model, device="cpu", memory_budget_mb=2, overlap=48)
+    small = Predictor(tiny_model, device="cpu", memory_budget_mb=2, overlap=64)
     frames, tile = small.plan(1, 300, 333)
     assert tile is not None and tile % tiny_model.config.size_multiple == 0 and tile < 300
     full = Predictor(tiny_model, device="cpu", memory_budget_mb=1e4)

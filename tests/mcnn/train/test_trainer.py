@@ -5,8 +5,8 @@ import csv
 import pytest
 import torch
 
-from mcnn.train.checkpoint import load_model
 from mcnn.train.trainer import Trainer, TrainingError
+from mcnn.weights import load_model
 
 
 def _weights(model):
