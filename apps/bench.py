@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         + " ".join(f"scale {k}: {v['size']}px, depth {v['depth']}, width {v['base_width']}->"
                    f"{v['max_width']}, batch {v['batch_size']}, {v['steps']} its."
                    for k, v in SCALES.items()),
-        epilog="Config fields (in FILE, as a flag below, or with --set field=value; a flag wins "
+        epilog="Config fields (in FILE, as a flag above, or with --set field=value; a flag wins "
         "over the file, --set over both; the scale's preset fills every field not given):\n"
         + "\n".join(field_reference(ConvergenceSettings))
         + "\n\nExit codes: 0 ok, 2 user error, 1 failure, 130 interrupted.",

@@ -165,3 +165,14 @@ def test_bad_settings_name_the_field():
         settings_for("cpu", smooth_points=4)
     with pytest.raises(ValueError, match="scale"):
         ConvergenceSettings.model_validate({"scale": "laptop"})
+
+
+def test_validation_set_is_built_once_and_held_in_memory_equal_to_build_datasets():
+    from mcnn.data.build import build_datasets
+
+    s = ConvergenceSettings(**MICRO)
+    _, val = _datasets(s, {})
+    _, fresh = build_datasets(train_config(s, "unet", "add", 0, ".").data, 0)
+    assert len(val) == len(fresh) == s.val_examples
+    for i in range(len(val)):
+        assert torch.equal(val[i][0], fresh[i][0]) and torch.equal(val[i][1], fresh[i][1])
