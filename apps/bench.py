@@ -10,7 +10,14 @@ import json
 import sys
 from pathlib import Path
 
-from apps.cli import run_cli, setup_logging
+from apps.cli import (
+    add_config_arguments,
+    field_reference,
+    load_command_config,
+    print_config,
+    run_cli,
+    setup_logging,
+)
 
 PROG = "mcnn-bench"
 
@@ -52,6 +59,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (``mcnn-bench: error: ...``) and exit code 2."""
 
@@ -60,7 +77,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mcnn.bench.convergence import SCALES, VARIANTS
+    from mcnn.bench.convergence import SCALES, VARIANTS, ConvergenceSettings
     from mcnn.bench.presets import MODEL_PRESETS
 
     p = _Parser(prog=PROG, description="Benchmarks for MCNN: convergence and inference speed.")
@@ -70,25 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "convergence",
         help="train MCNN variants and the plain U-Net; curves, plot, summary",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train each variant x skip x seed on the Laplacian tutorial (phase from its "
-        "noisy 9-point Laplacian) with identical data, budget and optimiser (Adam, constant lr). "
-        "Writes curves.csv, convergence.png and summary.json to --out and prints the summary. "
+        "noisy 9-point Laplacian) with identical data, budget, optimiser (Adam, constant lr, no "
+        "gradient clipping) and, per seed, identical initial trunk weights. Writes curves.csv, "
+        "convergence.png and summary.json to the output folder and prints the summary. "
         f"Variants: {', '.join(VARIANTS)} (unet = branches 0, the baseline). "
-        + " ".join(f"--scale {k}: {v['size']}px, depth {v['depth']}, width {v['base_width']}->"
+        + " ".join(f"scale {k}: {v['size']}px, depth {v['depth']}, width {v['base_width']}->"
                    f"{v['max_width']}, batch {v['batch_size']}, {v['steps']} its."
                    for k, v in SCALES.items()),
+        epilog="Config fields (in FILE, as a flag above, or with --set field=value; a flag wins "
+        "over the file, --set over both; the scale's preset fills every field not given):\n"
+        + "\n".join(field_reference(ConvergenceSettings))
+        + "\n\nExit codes: 0 ok, 2 user error, 1 failure, 130 interrupted.",
     )
-    c.add_argument("--scale", choices=sorted(SCALES), default="cpu", help="preset (default cpu)")
-    c.add_argument("--out", type=Path, required=True, help="output folder")
-    c.add_argument("--steps", type=_positive_int, help="iterations per run")
-    c.add_argument("--size", type=_positive_int, help="image side (px)")
-    c.add_argument("--depth", type=_positive_int, help="stride-2 levels")
+    c.add_argument("config", type=Path, nargs="?", default=None,
+                   help="benchmark settings (.yaml, .yml, .toml or .json; optional)")
+    c.add_argument("--scale", choices=sorted(SCALES), help="preset (default cpu) = scale")
+    c.add_argument("--out", type=Path, help="output folder = out")
+    c.add_argument("--steps", type=_positive_int, help="iterations per run = steps")
+    c.add_argument("--size", type=_positive_int, help="image side (px) = size")
+    c.add_argument("--depth", type=_positive_int, help="stride-2 levels = depth")
     c.add_argument("--base-width", type=_positive_int, help="channels at full resolution")
     c.add_argument("--max-width", type=_positive_int, help="channel cap")
     c.add_argument("--branches", type=_positive_int, help="MCNN side outputs (default depth-1)")
     c.add_argument("--batch-size", type=_positive_int)
     c.add_argument("--lr", type=float)
-    c.add_argument("--seeds", type=_int_list, help="comma-separated seeds (default 0,1,2)")
+    c.add_argument("--seeds", type=_int_list, help="comma-separated seeds (default 0,1,2,3,4)")
     c.add_argument("--variants", type=_str_list,
                    help="comma-separated (default unet,mcnn-equal,mcnn-coarse_to_fine)")
     c.add_argument("--skips", type=_str_list, help="comma-separated: add,concat (default both)")
@@ -96,8 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--val-every", type=_positive_int, help="validate every N iterations")
     c.add_argument("--val-examples", type=_positive_int, help="validation set size")
     c.add_argument("--content", choices=["procedural", "bundled"], help="ground-truth source")
+    c.add_argument("--smooth-points", type=_positive_int,
+                   help="odd window of the moving median for iterations-to-reach (default 5)")
     c.add_argument("--step-time-seconds", type=float,
                    help="time budget per variant of the direct step-time check (0 = skip)")
+    add_config_arguments(c)
 
     r = sub.add_parser(
         "summarize",
@@ -105,12 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("out", type=Path, help="the convergence --out folder")
     r.add_argument("--levels", type=_float_list, help="MAE levels to report reaching, e.g. 0.08,0.07")
+    r.add_argument("--smooth-points", type=_positive_int,
+                   help="odd window (validations) of the moving median for iterations-to-reach")
 
     s = sub.add_parser(
         "speed",
         help="inference frames/s for network presets or a config file",
         description="Frames/s of MCNN.forward under torch.inference_mode for every network x "
-        "size x batch x dtype x mode; fps = batch / median seconds per call after warm-up. "
+        "size x batch x dtype x mode. Each call is timed from a synchronised start to a "
+        "synchronised end (CUDA events on a GPU) after warm-up calls; a case reports the median, "
+        "p10/p90 and min/max ms per call, fps = batch / seconds per call (median, p10, p90), the "
+        "number of timed calls, and its speed-up over fp32 eager measured in the same run. "
         f"Presets: {', '.join(f'{k} ({v.depth} levels, {v.base_width}->{v.max_width} ch)' for k, v in MODEL_PRESETS.items())}.",
     )
     s.add_argument("--preset", type=_str_list, default=None,
@@ -124,8 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--modes", type=_str_list, default=["eager", "compiled"],
                    help="eager,compiled (torch.compile)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    s.add_argument("--seconds", type=float, default=2.0, help="time budget per case (s)")
-    s.add_argument("--warmup", type=int, default=2, help="untimed calls per case")
+    s.add_argument("--seconds", type=float, default=2.0,
+                   help="time budget per case (s) when --repeats is not given (default 2)")
+    s.add_argument("--repeats", type=_positive_int,
+                   help="timed calls per case (fixed count; default: as many as fit in --seconds, "
+                   "at least 5)")
+    s.add_argument("--warmup", type=_non_negative_int, default=3,
+                   help="untimed calls per case (default 3)")
     s.add_argument("--threads", type=_positive_int, help="torch.set_num_threads (CPU)")
     s.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory layout")
     s.add_argument("--out", type=Path, help="also write the JSON here")
@@ -142,25 +180,27 @@ def _emit(result: dict, out: Path | None) -> None:
     print(text)
 
 
-def _convergence(args: argparse.Namespace) -> int:
-    from mcnn.bench.convergence import run_convergence, settings_for
-    from mcnn.config_io import ConfigError, format_validation_error
-
-    over = {
+def convergence_flags(args: argparse.Namespace) -> dict:
+    """The named flags as field overrides (``--set`` items are applied after them)."""
+    return {
+        "scale": args.scale, "out": str(args.out) if args.out is not None else None,
         "steps": args.steps, "size": args.size, "depth": args.depth,
         "base_width": args.base_width, "max_width": args.max_width, "branches": args.branches,
         "batch_size": args.batch_size, "lr": args.lr, "seeds": args.seeds,
         "variants": args.variants, "skips": args.skips, "device": args.device,
         "val_every": args.val_every, "val_examples": args.val_examples, "content": args.content,
-        "step_time_seconds": args.step_time_seconds,
+        "smooth_points": args.smooth_points, "step_time_seconds": args.step_time_seconds,
     }
-    from pydantic import ValidationError
 
-    try:
-        settings = settings_for(args.scale, **over)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
-    summary = run_convergence(settings, args.out)  # progress is logged to stderr
+
+def _convergence(args: argparse.Namespace) -> int:
+    from mcnn.bench.convergence import ConvergenceSettings, run_convergence
+
+    settings = load_command_config(ConvergenceSettings, args.config, args, convergence_flags(args))
+    if args.print_config:
+        print_config(settings)
+        return 0
+    summary = run_convergence(settings)  # progress is logged to stderr
     _emit(summary, None)
     return 0
 
@@ -168,7 +208,7 @@ def _convergence(args: argparse.Namespace) -> int:
 def _summarize(args: argparse.Namespace) -> int:
     from mcnn.bench.convergence import resummarize
 
-    _emit(resummarize(args.out, args.levels), None)
+    _emit(resummarize(args.out, args.levels, args.smooth_points), None)
     return 0
 
 
@@ -192,13 +232,15 @@ def _speed(args: argparse.Namespace) -> int:
     batch_sizes = args.batch_sizes or ([1, 256] if device.type == "cuda" else [1, 8])
 
     def progress(r: dict) -> None:
-        fps = "skipped: " + r["error"] if r.get("fps") is None else f"{r['fps']:.1f} fps"
+        fps = ("skipped: " + r["error"] if r.get("fps") is None else
+               f"{r['fps']:.1f} fps (p10-p90 {r['fps_p10']:.1f}-{r['fps_p90']:.1f}, "
+               f"{r['repeats']} calls)")
         print(f"{r['network']} {r['size']}px batch {r['batch']} {r['dtype']} {r['mode']}: {fps}",
               file=sys.stderr, flush=True)
 
     result = run_speed_bench(
         networks, device, sizes=args.sizes, batch_sizes=batch_sizes, dtypes=args.dtypes,
-        modes=args.modes, seconds=args.seconds, warmup=args.warmup,
+        modes=args.modes, seconds=args.seconds, warmup=args.warmup, repeats=args.repeats,
         channels_last=not args.no_channels_last, progress=progress,
     )
     _emit(result, args.out)

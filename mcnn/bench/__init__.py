@@ -7,25 +7,39 @@ from mcnn.bench.convergence import (
     ConvergenceSettings,
     run_convergence,
     settings_for,
+    trunk_state,
 )
 from mcnn.bench.presets import MODEL_PRESETS, load_model_config, model_preset
 from mcnn.bench.speed import run_speed_bench
-from mcnn.bench.step_time import training_step_ms
-from mcnn.bench.summary import seconds_to_reach, spread, steps_to_reach, summarize_curves
+from mcnn.bench.step_time import compare_training_steps, training_step_ms
+from mcnn.bench.summary import (
+    seconds_to_reach,
+    smooth_median,
+    spread,
+    steps_to_reach,
+    summarize_curves,
+)
+from mcnn.bench.timing import time_calls, time_interleaved, time_stats
 
 __all__ = [
     "MODEL_PRESETS",
     "SCALES",
     "VARIANTS",
     "ConvergenceSettings",
+    "compare_training_steps",
     "load_model_config",
     "model_preset",
     "run_convergence",
     "run_speed_bench",
     "seconds_to_reach",
     "settings_for",
+    "smooth_median",
     "spread",
     "steps_to_reach",
     "summarize_curves",
+    "time_calls",
+    "time_interleaved",
+    "time_stats",
     "training_step_ms",
+    "trunk_state",
 ]

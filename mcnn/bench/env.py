@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,22 @@ def device_name(device: torch.device) -> str:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    return {
+    """Device, its name, CPU, torch/CUDA/cuDNN versions, torch threads and the CPUs available."""
+    env: dict[str, Any] = {
         "device": str(device),
         "device_name": device_name(device),
         "cpu": cpu_name(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "python": platform.python_version(),
     }
+    if device.type == "cuda":
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
 
 
 def synchronize(device: torch.device) -> None:

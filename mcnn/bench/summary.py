@@ -3,14 +3,38 @@
 A curve is the validation MAE of one run at increasing steps, ``steps[i] -> values[i]``, with the
 pure training time (s, validation excluded) spent up to each of those steps in ``seconds[i]``. A run
 that diverged has NaN values; NaN never counts as reaching a level.
+
+Why smoothing: one validation MAE is noisy (a lucky batch order can dip below a level once and
+climb back), so "iterations to reach" is read off the curve smoothed by a centred moving median
+over ``k`` validations (``smooth_median``): a run reaches a level at the first validation where the
+median of the ``k`` validations centred on it is at or below the level, i.e. where most of its
+neighbourhood is. ``k = 1`` is the raw curve.
+
+Why medians and quantiles: seeds differ by more than variants often do, so every figure is a
+distribution over seeds: median, min-max and the inter-quartile range (``spread``).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+
+def smooth_median(values: Sequence[float], k: int) -> list[float]:
+    """Centred moving median over ``k`` (odd) points; the window is truncated at both ends.
+
+    NaN (a diverged validation) counts as +inf inside a window, so it can only delay a reach.
+    """
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"smoothing window must be an odd number >= 1, got {k}")
+    h = k // 2
+    clean = [math.inf if math.isnan(v) else float(v) for v in values]
+    out = []
+    for i in range(len(clean)):
+        window = sorted(clean[max(i - h, 0): i + h + 1])
+        out.append(quantile(window, 0.5))
+    return out
 
 
 def first_reach(
@@ -23,17 +47,21 @@ def first_reach(
     return None
 
 
-def steps_to_reach(steps: Sequence[int], values: Sequence[float], level: float) -> int | None:
-    """Iterations until the validation MAE first reaches ``level`` (at validation resolution)."""
-    hit = first_reach(steps, values, level)
+def steps_to_reach(
+    steps: Sequence[int], values: Sequence[float], level: float, smooth: int = 1
+) -> int | None:
+    """Iterations until the (smoothed, see module doc) validation MAE first reaches ``level``, at
+    validation resolution."""
+    hit = first_reach(steps, smooth_median(values, smooth), level)
     return None if hit is None else hit[1]
 
 
 def seconds_to_reach(
-    steps: Sequence[int], values: Sequence[float], seconds: Sequence[float], level: float
+    steps: Sequence[int], values: Sequence[float], seconds: Sequence[float], level: float,
+    smooth: int = 1,
 ) -> float | None:
-    """Training seconds (validation excluded) until the MAE first reaches ``level``."""
-    hit = first_reach(steps, values, level)
+    """Training seconds (validation excluded) until the (smoothed) MAE first reaches ``level``."""
+    hit = first_reach(steps, smooth_median(values, smooth), level)
     return None if hit is None else float(seconds[hit[0]])
 
 
@@ -54,16 +82,41 @@ def late_mean(steps: Sequence[int], values: Sequence[float], fraction: float = 0
     return float(sum(tail) / len(tail))
 
 
+def quantile(sorted_xs: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of sorted values (numpy's default); +inf entries allowed."""
+    if not sorted_xs:
+        return math.inf
+    pos = q * (len(sorted_xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    frac = pos - lo
+    a, b = sorted_xs[lo], sorted_xs[hi]
+    if frac == 0 or a == b:
+        return float(a)
+    if math.isinf(b):
+        return math.inf
+    return float(a + frac * (b - a))
+
+
+def _finite_or_none(x: float) -> float | None:
+    return None if math.isinf(x) else round(x, 6)
+
+
 def spread(xs: Iterable[float | None]) -> dict[str, Any]:
-    """Median, min and max over runs. ``None`` (never reached) and NaN (diverged) count as +inf in
-    the median, so the median is None when half or more of the runs never got there."""
+    """Median, quartiles (q25, q75: the IQR), min and max over runs.
+
+    ``None`` (never reached) and NaN (diverged) rank as +inf, so a quantile that falls on such a run
+    is None: the median is None when half or more of the runs never got there. min/max are over the
+    finite runs; ``n_finite`` says how many there were.
+    """
     xs = list(xs)
     n = len(xs)
     finite = sorted(float(x) for x in xs if x is not None and not math.isnan(x))
     ranked = finite + [math.inf] * (n - len(finite))
-    med = statistics.median(ranked) if ranked else math.inf
     return {
-        "median": None if math.isinf(med) else round(med, 6),
+        "median": _finite_or_none(quantile(ranked, 0.5)),
+        "q25": _finite_or_none(quantile(ranked, 0.25)),
+        "q75": _finite_or_none(quantile(ranked, 0.75)),
         "min": round(finite[0], 6) if finite else None,
         "max": round(finite[-1], 6) if finite else None,
         "n": n,
@@ -87,16 +140,24 @@ def group_curves(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, int], d
     return curves
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else round(a / b, 4)
+
+
 def summarize_curves(
     rows: Iterable[dict[str, Any]],
     *,
     checkpoints: Sequence[int] = (100, 500, 2000),
     levels: Sequence[float] = (0.1, 0.07),
     baseline: str = "unet",
+    smooth: int = 5,
 ) -> dict[str, dict[str, Any]]:
-    """Per skip, per variant: MAE at each checkpoint reached, final MAE, late MAE (mean of the last
-    quarter of validations), and the iterations and seconds to reach each level in ``levels`` and
-    the baseline's median final MAE (``"<baseline>_final"``).
+    """Per skip, per variant, as ``spread`` over seeds: raw validation MAE at each checkpoint
+    reached, final MAE, late MAE (mean of the last quarter of validations), training seconds, and
+    for each level in ``levels`` and the baseline's median final MAE (``"<baseline>_final"``) the
+    iterations and training seconds to reach it on the curve smoothed over ``smooth`` validations.
+    ``vs_baseline`` gives the ratio of this variant's median to the baseline's (< 1: it gets there
+    in fewer iterations / seconds).
 
     A checkpoint beyond the last validation step is left out; the last step is always reported.
     """
@@ -128,11 +189,30 @@ def summarize_curves(
             for name, level in targets.items():
                 entry["reach"][name] = {
                     "mae": level,
-                    "steps": spread(steps_to_reach(c["step"], c["val_mae"], level) for c in runs),
+                    "steps": spread(steps_to_reach(c["step"], c["val_mae"], level, smooth)
+                                    for c in runs),
                     "seconds": spread(
-                        seconds_to_reach(c["step"], c["val_mae"], c["train_time_s"], level)
+                        seconds_to_reach(c["step"], c["val_mae"], c["train_time_s"], level, smooth)
                         for c in runs
                     ),
                 }
             out[skip][variant] = entry
+        base = out[skip].get(baseline)
+        if base is None:
+            continue
+        for variant, entry in out[skip].items():
+            if variant == baseline:
+                continue
+            entry["vs_baseline"] = {
+                "late_mae": _ratio(entry["late_mae"]["median"], base["late_mae"]["median"]),
+                "final_mae": _ratio(entry["final_mae"]["median"], base["final_mae"]["median"]),
+                "reach": {
+                    name: {
+                        "steps": _ratio(r["steps"]["median"], base["reach"][name]["steps"]["median"]),
+                        "seconds": _ratio(r["seconds"]["median"],
+                                          base["reach"][name]["seconds"]["median"]),
+                    }
+                    for name, r in entry["reach"].items()
+                },
+            }
     return out

@@ -15,33 +15,78 @@ def test_speed_cli_prints_json_and_writes_out(tmp_path, capsys):
     out = tmp_path / "speed.json"
     rc = bench.main(["speed", "--config", str(cfg), "--device", "cpu", "--sizes", "16",
                      "--batch-sizes", "1,2", "--dtypes", "fp32", "--modes", "eager",
-                     "--seconds", "0.02", "--threads", "1", "--out", str(out)])
+                     "--repeats", "3", "--warmup", "1", "--threads", "1", "--out", str(out)])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
     assert printed["threads"] == 1 and list(printed["networks"]) == ["tiny"]
     assert [c["batch"] for c in printed["cases"]] == [1, 2]
-    assert all(c["fps"] > 0 for c in printed["cases"])
+    assert all(c["fps"] > 0 and c["repeats"] == 3 for c in printed["cases"])
+    assert printed["settings"]["repeats"] == 3 and printed["settings"]["warmup"] == 1
+    assert "interop_threads" in printed and printed["cpus_available"] >= 1
+
+
+TINY_FLAGS = ["--steps", "6", "--size", "16", "--depth", "2", "--base-width", "4",
+              "--max-width", "8", "--batch-size", "2", "--seeds", "0,1", "--variants",
+              "unet,mcnn-equal", "--skips", "add", "--val-every", "3", "--val-examples", "2",
+              "--device", "cpu", "--step-time-seconds", "0", "--smooth-points", "1"]
 
 
 def test_convergence_cli_writes_outputs_and_prints_summary(tmp_path, capsys):
-    rc = bench.main(["convergence", "--out", str(tmp_path), "--steps", "6", "--size", "16",
-                     "--depth", "2", "--base-width", "4", "--max-width", "8", "--batch-size", "2",
-                     "--seeds", "0", "--variants", "unet,mcnn-equal", "--skips", "add",
-                     "--val-every", "3", "--val-examples", "2", "--device", "cpu",
-                     "--step-time-seconds", "0"])
+    rc = bench.main(["convergence", "--out", str(tmp_path), *TINY_FLAGS])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["settings"]["steps"] == 6
+    assert summary["settings"]["steps"] == 6 and summary["settings"]["seeds"] == [0, 1]
+    assert summary["settings"]["grad_clip"] is None
     assert set(summary["results"]["add"]) == {"unet", "mcnn-equal"}
+    assert summary["results"]["add"]["unet"]["final_mae"]["n"] == 2
     assert {p.name for p in tmp_path.iterdir()} == {"curves.csv", "convergence.png",
                                                    "summary.json"}
+    # summarize rebuilds from curves.csv with other levels and smoothing
+    assert bench.main(["summarize", str(tmp_path), "--levels", "0.5", "--smooth-points", "3"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert set(again["results"]["add"]["unet"]["reach"]) == {"0.5", "unet_final"}
+    assert again["settings"]["smooth_points"] == 3
+
+
+def test_convergence_takes_a_config_file_flags_and_set_in_that_order(tmp_path, capsys):
+    cfg = tmp_path / "bench.yaml"
+    cfg.write_text(yaml.safe_dump({"scale": "paper", "steps": 100, "seeds": [1, 2, 3],
+                                   "lr": 0.002, "out": "from-file"}))
+    rc = bench.main(["convergence", str(cfg), "--steps", "50", "--set", "steps=20",
+                     "--set", "skips=[\"concat\"]", "--out", "from-flag", "--print-config"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["steps"] == 20 and printed["skips"] == ["concat"]  # --set wins over the flag
+    assert printed["out"] == "from-flag" and printed["lr"] == 0.002 and printed["seeds"] == [1, 2, 3]
+    assert (printed["size"], printed["depth"], printed["base_width"]) == (256, 7, 64)  # paper
+    assert printed["grad_clip"] is None and printed["smooth_points"] == 5
+
+
+def test_convergence_print_config_without_a_file_shows_the_cpu_defaults(capsys):
+    assert bench.main(["convergence", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scale"] == "cpu" and printed["size"] == 64 and printed["steps"] == 800
+    assert len(printed["seeds"]) >= 5 and printed["grad_clip"] is None
+
+
+def test_convergence_help_lists_every_field(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["convergence", "--help"])
+    out = capsys.readouterr().out
+    for field in ("scale (one of cpu|paper", "smooth_points", "grad_clip", "seeds", "out"):
+        assert field in out
 
 
 @pytest.mark.parametrize("argv, message", [
     (["convergence", "--out", "x", "--variants", "unet,resnet"], "unknown variants"),
     (["convergence", "--out", "x", "--seeds", "a,b"], "comma-separated integers"),
     (["convergence", "--out", "x", "--skips", "mul"], "skips"),
+    (["convergence", "--set", "smooth_points=4"], "smooth_points=4 must be odd"),
+    (["convergence", "--set", "bogus=1"], "bogus: unknown field"),
+    (["convergence", "--set", "steps"], "expected KEY=VALUE"),
+    (["convergence", "missing.yaml"], "no such config file"),
+    (["speed", "--repeats", "0"], "--repeats"),
     (["speed", "--preset", "huge"], "unknown model preset"),
     (["speed", "--dtypes", "fp8", "--preset", "small"], "unknown dtype"),
     (["speed", "--config", "missing.yaml"], "no such config file"),

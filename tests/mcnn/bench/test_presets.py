@@ -23,3 +23,12 @@ def test_config_file_equals_preset(name):
 def test_unknown_preset_names_the_choices():
     with pytest.raises(ValueError, match="denoiser"):
         model_preset("huge")
+
+
+@pytest.mark.parametrize("name", ["convergence-cpu", "convergence-paper"])
+def test_convergence_config_files_validate_with_five_seeds_and_no_clipping(name):
+    from mcnn.bench.convergence import ConvergenceSettings
+    from mcnn.config_io import load_config
+
+    s = load_config(ConvergenceSettings, ROOT / "configs" / "bench" / f"{name}.yaml")
+    assert s.scale == name.split("-")[1] and len(s.seeds) == 5 and s.grad_clip is None
