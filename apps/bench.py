@@ -217,7 +217,7 @@ def _speed(args: argparse.Namespace) -> int:
 
     from mcnn.bench.presets import load_model_config, model_preset
     from mcnn.bench.speed import run_speed_bench
-    from mcnn.train.runtime import select_device
+    from mcnn.device import select_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

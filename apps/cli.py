@@ -123,7 +123,12 @@ def _allowed(ann: Any) -> str:
     """``one of a|b|c`` for Literal fields (also inside Optional)."""
     if get_origin(ann) is Literal:
         return "one of " + "|".join(str(v) for v in get_args(ann))
+    if get_origin(ann) in (list, tuple, set):
+        inner = _allowed(get_args(ann)[0]) if get_args(ann) else ""
+        return inner.replace("one of ", "list of ", 1) if inner else ""
     for arg in get_args(ann):
         if get_origin(arg) is Literal:
             return "one of " + "|".join(str(v) for v in get_args(arg)) + " or none"
+        if get_origin(arg) in (list, tuple, set):
+            return _allowed(arg)
     return ""

@@ -2,7 +2,8 @@
 
 Training configs train for 2 steps at a tiny data size with their own network, loss and optimiser
 (the shipped STEM config once stopped at step 1 with "7 outputs but 8 weights"); the model files in
-configs/bench/ train inside a tiny Laplacian run. The hidden-screen recording config trains on a
+configs/bench/ train inside a tiny Laplacian run, and the convergence-benchmark settings there run
+at a micro size. The hidden-screen recording config trains on a
 short recording made here with the simulated rig.
 """
 
@@ -19,11 +20,12 @@ from mcnn.train.config import TrainConfig
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 TRAIN_CONFIGS = [p for p in CONFIGS if "model" in read_mapping(p)]
-MODEL_CONFIGS = [p for p in CONFIGS if p not in TRAIN_CONFIGS]
+BENCH_RUN_CONFIGS = [p for p in CONFIGS if "variants" in read_mapping(p)]
+MODEL_CONFIGS = [p for p in CONFIGS if p not in TRAIN_CONFIGS and p not in BENCH_RUN_CONFIGS]
 
 
 def test_there_are_example_configs():
-    assert len(TRAIN_CONFIGS) >= 5 and len(MODEL_CONFIGS) >= 2
+    assert len(TRAIN_CONFIGS) >= 5 and len(MODEL_CONFIGS) >= 2 and len(BENCH_RUN_CONFIGS) >= 2
 
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
@@ -94,3 +96,14 @@ def test_every_model_config_trains(path, tmp_path):
     })
     metrics = Trainer(cfg, progress=False).fit()
     assert metrics["val_mae"] < float("inf")
+
+
+@pytest.mark.parametrize("path", BENCH_RUN_CONFIGS, ids=lambda p: p.name)
+def test_every_convergence_config_runs(path, tmp_path):
+    from mcnn.bench.convergence import ConvergenceSettings, run_convergence
+
+    s = load_config(ConvergenceSettings, path, {
+        "size": 16, "depth": 2, "base_width": 4, "max_width": 8, "batch_size": 2, "steps": 4,
+        "val_every": 2, "val_examples": 2, "examples_per_epoch": 4, "seeds": [0],
+        "device": "cpu", "step_time_seconds": 0, "out": str(tmp_path), "checkpoints": [2]})
+    assert run_convergence(s)["results"]

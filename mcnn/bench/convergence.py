@@ -37,9 +37,9 @@ from mcnn.bench.env import environment
 from mcnn.bench.step_time import compare_training_steps
 from mcnn.bench.summary import summarize_curves
 from mcnn.data.protocol import set_epoch
+from mcnn.device import select_device
 from mcnn.models import ModelConfig
 from mcnn.train.config import TrainConfig
-from mcnn.train.runtime import select_device
 from mcnn.train.trainer import Trainer
 from mcnn.utils.atomic import atomic_write_text
 
@@ -237,7 +237,7 @@ class CurveTrainer(Trainer):
                            "train_loss": metrics.get("train_loss", float("nan"))})
 
 
-_BRANCH_HEAD = re.compile(r"^stages\.\d+\.head\.")
+_BRANCH_HEAD = re.compile(r"^(stages\.\d+\.head|bottleneck_head)\.")
 
 
 def trunk_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
