@@ -84,10 +84,11 @@ def read_model_config(file: Path) -> tuple[ModelConfig, dict[str, tuple[int, ...
     try:
         config = ModelConfig.model_validate_json(meta[MODEL_CONFIG_KEY])
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        from mcnn.config_io import format_validation_error  # the one error formatter
+
+        first = format_validation_error(exc).splitlines()[0]
         raise CheckpointError(
-            f"{file}: {MODEL_CONFIG_KEY} metadata is not a valid model config ({where}: {err['msg']})"
+            f"{file}: {MODEL_CONFIG_KEY} metadata is not a valid model config ({first})"
         ) from None
     return config, shapes
 

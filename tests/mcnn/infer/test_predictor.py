@@ -124,3 +124,9 @@ def test_auto_device_on_a_cpu_only_machine_is_cpu_and_fp32():
         pytest.skip("this test is about CPU-only machines")
     p = Predictor(MCNN(ModelConfig(depth=1, base_width=4, branches=0)))
     assert p.device.type == "cpu" and p.amp_dtype is None and not p.channels_last
+
+
+def test_auto_precision_is_fp32_for_inference(tiny_model):
+    """bf16 autocast measured slower than fp32 on an H100 (README, Benchmarks): auto = fp32."""
+    assert Predictor(tiny_model, device="cpu").amp_dtype is None
+    assert Predictor(tiny_model, device="cpu", precision="bf16").amp_dtype == torch.bfloat16
