@@ -72,6 +72,9 @@ SCALES: dict[str, dict[str, Any]] = {
 }
 
 
+_BOTH_SKIPS: tuple[Literal["add", "concat"], ...] = ("add", "concat")
+
+
 class ConvergenceSettings(BaseModel):
     """One benchmark: network shape, problem, budget, and the grid variants x skips x seeds.
 
@@ -109,7 +112,7 @@ class ConvergenceSettings(BaseModel):
     variants: list[str] = Field(
         default_factory=lambda: ["unet", "mcnn-equal", "mcnn-coarse_to_fine"], min_length=1,
         description=f"From {', '.join(VARIANTS)}.")
-    skips: list[Literal["add", "concat"]] = Field(default_factory=lambda: ["add", "concat"],
+    skips: list[Literal["add", "concat"]] = Field(default_factory=lambda: list(_BOTH_SKIPS),
                                                   min_length=1)
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N.")
     checkpoints: list[int] = Field(default_factory=lambda: [100, 500, 2000],

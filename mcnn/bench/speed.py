@@ -76,7 +76,7 @@ def measure_case(
     try:
         if case.mode == "compiled":
             torch._dynamo.reset()
-            kw = {"mode": "max-autotune"} if device.type == "cuda" else {}
+            kw: dict[str, Any] = {"mode": "max-autotune"} if device.type == "cuda" else {}
             fn_model = torch.compile(model, dynamic=False, **kw)
 
         def call() -> torch.Tensor:
@@ -163,7 +163,7 @@ def run_speed_bench(
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for name, cfg in networks.items():
         torch.manual_seed(0)
-        model = MCNN(cfg).to(device, memory_format=fmt).eval()
+        model = MCNN(cfg).to(device, memory_format=fmt).eval()  # type: ignore[call-overload]
         result["networks"][name] = {
             "parameters": count_parameters(model), "config": cfg.model_dump(mode="json")
         }

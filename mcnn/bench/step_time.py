@@ -28,7 +28,7 @@ def make_training_step(
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = MCNN(config).to(device, memory_format=fmt).train()
+    model = MCNN(config).to(device, memory_format=fmt).train()  # type: ignore[call-overload]
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = MultiScaleL1Loss()
     n_out = config.branches + 1

@@ -88,7 +88,9 @@ class SimulatedDataConfig(_Strict):
 
     @property
     def size_hw(self) -> tuple[int, int]:
-        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+        if isinstance(self.size, int):
+            return (self.size, self.size)
+        return (int(self.size[0]), int(self.size[1]))
 
 
 DataConfig = Annotated[

@@ -54,7 +54,7 @@ def load_folder_pairs(cfg: FolderDataConfig, seed: int = 0) -> tuple[FolderPairs
         raise ImageFileError(
             f"{cfg.inputs}: {len(names)} pairs but data.val_count={cfg.val_count}; need more pairs"
         )
-    pairs = []
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
     for n in names:
         x, y = read_images(inputs[n])[0], read_images(targets[n])[0]
         sx, sy = x.shape[-2:], y.shape[-2:]

@@ -293,7 +293,7 @@ def _read_tiff(path: Path, max_pixels: int) -> RawImage:
             data = series.asarray()
             pixel_size = _tiff_pixel_size(tif)
             page = tif.pages[0]
-            meta = {"format": "tiff", "tiff_axes": axes, "photometric": page.photometric.name}
+            meta = {"format": "tiff", "tiff_axes": axes, "photometric": getattr(getattr(page, "photometric", None), "name", None)}
             alpha = len(getattr(page, "extrasamples", ()) or ()) > 0
     except ImageFileError:
         raise

@@ -80,7 +80,7 @@ class Predictor:
         self.tile_size, self.overlap, self.tile_batch = tile_size, overlap, tile_batch
         self.memory_budget_mb = memory_budget_mb
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=fmt).eval()
+        self.model = model.to(self.device, memory_format=fmt).eval()  # type: ignore[call-overload]
         self._net = torch.compile(self.model) if compile else self.model
 
     @classmethod
@@ -169,7 +169,7 @@ class Predictor:
         if rank not in (2, 3, 4):
             raise ValueError(f"expected (H, W), (C, H, W) or (N, C, H, W), got {tuple(x.shape)}")
         batch = x.reshape((1,) * (4 - rank) + tuple(x.shape))
-        return self._unbatch(self.predict_batch(batch), rank, as_numpy)[0]  # type: ignore[return-value]
+        return self._unbatch(self.predict_batch(batch), rank, as_numpy)[0]
 
     def _unbatch(self, y: torch.Tensor, rank: int, as_numpy: bool) -> list:
         """Undo the batching of frames of ``rank``: a list of one array per input (rank 4: one)."""

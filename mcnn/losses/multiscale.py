@@ -82,5 +82,7 @@ class MultiScaleL1Loss(nn.Module):
         if len(weights) != len(outputs):
             raise ValueError(f"{len(outputs)} outputs but {len(weights)} weights")
         terms = [F.l1_loss(o, area_reduce(target, o.shape[-2:]).to(o.dtype)) for o in outputs]
-        total = sum(w * t for w, t in zip(weights, terms, strict=True))
+        total = weights[0] * terms[0]
+        for w, t in zip(weights[1:], terms[1:], strict=True):
+            total = total + w * t
         return total, terms

@@ -21,4 +21,6 @@ class SSIMLoss(nn.Module):
         hi = torch.maximum(target.amax(), output.detach().amax())
         data_range = float((hi - lo).clamp_min(1e-6))
         fn = ms_ssim if self.multiscale else ssim
-        return 1.0 - fn(output.float(), target.float(), data_range=data_range)
+        value = fn(output.float(), target.float(), data_range=data_range)
+        assert isinstance(value, torch.Tensor)  # a tuple only when asked for the full image
+        return 1.0 - value

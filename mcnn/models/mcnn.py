@@ -122,7 +122,7 @@ class MCNN(nn.Module):
         levels = list(range(cfg.depth - 1, -1, -1)) + [-1] * (cfg.output_scale.bit_length() - 1)
         n = len(levels)
         feedback = cfg.out_channels if cfg.branch_feedback else 0
-        self.stages = nn.ModuleList()
+        stages: list[DecoderStage] = []
         head_inputs: list[int] = []  # channels each head reads; [0] is the bottleneck's
         ch = cfg.width(cfg.depth)
         head_inputs.append(ch)
@@ -134,10 +134,11 @@ class MCNN(nn.Module):
             ch = cout * 2 if (level >= 0 and cfg.skip == "concat") else cout
             head_inputs.append(ch)
             k = n - 1 - i  # this stage is at 1/2**k of the output size
-            self.stages.append(DecoderStage(up, level, cfg.skip, cfg.branch_feedback))
+            stages.append(DecoderStage(up, level, cfg.skip, cfg.branch_feedback))
             if 1 <= k <= cfg.branches:
                 ch += feedback
-        self.stages[-1].fp32 = True
+        stages[-1].fp32 = True
+        self.stages = nn.ModuleList(stages)
         self.head = OutputHead(ch, cfg.out_channels, 3, padding=1)
 
         # Branch heads last, from their own generator (see the class docstring).
@@ -149,7 +150,7 @@ class MCNN(nn.Module):
             torch.manual_seed(head_seed)
             if self.has_bottleneck_head:
                 self.bottleneck_head = OutputHead(head_inputs[0], cfg.out_channels, 3, padding=1)
-            for i, stage in enumerate(self.stages):
+            for i, stage in enumerate(stages):
                 if 1 <= n - 1 - i <= cfg.branches:
                     stage.set_head(OutputHead(head_inputs[i + 1], cfg.out_channels, 3, padding=1))
 

@@ -53,7 +53,7 @@ def propagate(
     Periodic boundaries (FFT). Unitary for a band-limited field: energy is conserved and
     propagating by ``+z`` then ``-z`` returns the field.
     """
-    kernel = angular_spectrum_kernel(field.shape[-2:], z_um, wavelength_um, pixel_size_um)
+    kernel = angular_spectrum_kernel((field.shape[-2], field.shape[-1]), z_um, wavelength_um, pixel_size_um)
     return torch.fft.ifft2(torch.fft.fft2(field) * kernel)
 
 

@@ -54,6 +54,15 @@ class ScreenRigPhysics(nn.Module):
     ``mcnn.physics.noise``: gain/offset, Gaussian shot noise, read noise, clipping.
     """
 
+    # fixed parts of the rig, registered as buffers (declared for the type checker)
+    mix_weights: torch.Tensor
+    bounce_map: torch.Tensor
+    albedo: torch.Tensor
+    vignette: torch.Tensor
+    colour_matrix: torch.Tensor
+    ambient: torch.Tensor
+    warp_grid: torch.Tensor
+
     def __init__(
         self,
         *,
@@ -154,12 +163,13 @@ class ScreenRigPhysics(nn.Module):
         sensor = torch.einsum("ij,bjhw->bihw", self.colour_matrix, light)
         sensor = gain_offset(sensor, exposure, self.ambient)
         noisy = self.photons_full_scale is not None or self.noise_std > 0
-        if noisy and generator is None:
-            raise ValueError("ScreenRigPhysics with noise needs a torch.Generator for the noise")
-        if self.photons_full_scale is not None:
-            sensor = shot_noise(sensor, self.photons_full_scale, generator, gaussian=True)
-        if self.noise_std > 0:
-            sensor = read_noise(sensor, self.noise_std, generator)
+        if noisy:
+            if generator is None:
+                raise ValueError("ScreenRigPhysics with noise needs a torch.Generator for the noise")
+            if self.photons_full_scale is not None:
+                sensor = shot_noise(sensor, self.photons_full_scale, generator, gaussian=True)
+            if self.noise_std > 0:
+                sensor = read_noise(sensor, self.noise_std, generator)
         return clip(sensor, 0.0, 1.0) ** (1.0 / self.gamma)
 
 
