@@ -8,8 +8,7 @@ never a simulator implementation.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mcnn.utils.lazy import lazy_exports
 
 _HOMES = {
     "ContentSource": "base",
@@ -41,14 +40,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'mcnn.physics' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mcnn.physics.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_exports("mcnn.physics", _HOMES, globals())
