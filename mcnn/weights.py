@@ -19,6 +19,9 @@ from mcnn.utils.atomic import atomic_path
 
 MODEL_FILE = "model.safetensors"
 MODEL_CONFIG_KEY = "mcnn_model_config"
+TRAINING_DATA_KEY = "mcnn_training_data"
+"""Metadata key of the training data config (JSON): how inputs were made and normalised, and the
+physical parameters the model was trained for (pixel size, wavelength, distances, dose)."""
 
 
 class CheckpointError(ValueError):
@@ -42,10 +45,37 @@ def unwrap(model: nn.Module) -> Any:
         model = inner
 
 
-def save_model(model: nn.Module, path: Path) -> None:
-    """Weights only, with the model config in the safetensors metadata (self-contained)."""
+def save_model(
+    model: nn.Module, path: Path, training_data: dict[str, Any] | None = None
+) -> None:
+    """Weights with the model config, and the training data config when given, in the safetensors
+    metadata: the file alone says how to use the model on new data."""
+    import json
+
     bare = unwrap(model)
-    save_tensors(dict(bare.state_dict()), Path(path), {MODEL_CONFIG_KEY: bare.config.model_dump_json()})
+    meta = {MODEL_CONFIG_KEY: bare.config.model_dump_json()}
+    if training_data is not None:
+        meta[TRAINING_DATA_KEY] = json.dumps(training_data)
+    save_tensors(dict(bare.state_dict()), Path(path), meta)
+
+
+def read_training_data(path: Path) -> dict[str, Any] | None:
+    """The training data config stored with a model (None for files saved without one)."""
+    import json
+
+    from safetensors import safe_open
+
+    file = resolve_model_file(path)
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            text = (f.metadata() or {}).get(TRAINING_DATA_KEY)
+        data = json.loads(text) if text is not None else None
+    except Exception as exc:  # safetensors and json raise their own error types
+        raise CheckpointError(f"{file}: unreadable {TRAINING_DATA_KEY} metadata ({_first_line(exc)})"
+                              ) from exc
+    if data is not None and not isinstance(data, dict):
+        raise CheckpointError(f"{file}: {TRAINING_DATA_KEY} metadata is not a JSON object")
+    return data
 
 
 def resolve_model_file(path: Path) -> Path:

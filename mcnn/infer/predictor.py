@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from mcnn.device import autocast_dtype, select_device
 from mcnn.infer.memory import choose_tile_size, estimate_inference_bytes, memory_budget_bytes
 from mcnn.infer.tiling import tiled_apply
 from mcnn.models import MCNN, ModelConfig
-from mcnn.weights import load_model
+from mcnn.weights import load_model, read_training_data
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ class Predictor:
     ) -> None:
         self.device = device if isinstance(device, torch.device) else select_device(device)
         self.config: ModelConfig = model.config
+        # The training data config stored with the checkpoint (how inputs were made and normalised,
+        # the physics the model was trained for); None when the model did not come from a file.
+        self.training_data: dict[str, Any] | None = None
         if precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision={precision!r}; expected auto, fp32 or bf16")
         # Inference's auto is fp32 everywhere: bf16 was slower on an H100, and is only faster on
@@ -99,10 +102,12 @@ class Predictor:
         Raises ``CheckpointError`` (a ValueError) naming the file when it cannot be used.
         """
         model, _ = load_model(Path(path))
-        return cls(
+        predictor = cls(
             model, device=device, precision=precision, compile=compile,
             channels_last=channels_last, **options,  # type: ignore[arg-type]
         )
+        predictor.training_data = read_training_data(Path(path))
+        return predictor
 
     # ---------------------------------------------------------------------------------- core
     @property

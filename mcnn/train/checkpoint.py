@@ -87,7 +87,7 @@ def save_checkpoint(
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_model(model, tmp / MODEL_FILE)
+    save_model(model, tmp / MODEL_FILE, training_data=json.loads(config_json).get("data"))
     atomic_write_text(tmp / CONFIG_FILE, config_json)
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():

@@ -81,3 +81,27 @@ def test_invalid_config_metadata_is_one_line(tmp_path):
     with pytest.raises(CheckpointError, match=r"not a valid model config \(depth:") as info:
         load_model(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_trained_checkpoint_carries_its_training_data_config(tmp_path):
+    """A model file says how its inputs were made (simulator, units, physics) for use on new data."""
+    from mcnn.infer import Predictor
+    from mcnn.train.config import TrainConfig
+    from mcnn.train.trainer import Trainer
+    from mcnn.weights import read_training_data
+
+    cfg = TrainConfig.model_validate({
+        "name": "t", "out_dir": str(tmp_path),
+        "model": {"depth": 2, "base_width": 4, "branches": 1, "in_channels": 2},
+        "data": {"kind": "simulated", "size": 16, "examples_per_epoch": 4, "val_examples": 2,
+                 "simulator": {"name": "defocus", "defocus_um": [-20.0, 20.0],
+                               "wavelength_um": 0.633, "pixel_size_um": 2.0}},
+        "train": {"steps": 2, "batch_size": 2, "val_every": 2, "tensorboard": False,
+                  "sample_images": 0, "device": "cpu"},
+    })
+    Trainer(cfg, progress=False).fit()
+    data = read_training_data(tmp_path / "t")
+    assert data is not None and data["simulator"]["wavelength_um"] == 0.633
+    assert data["simulator"]["pixel_size_um"] == 2.0
+    p = Predictor.from_checkpoint(tmp_path / "t", device="cpu")
+    assert p.training_data == data
