@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -92,6 +93,25 @@ def output_paths(files: list[Path], out_dir: Path, suffix: str) -> list[Path]:
     return list(targets)
 
 
+def check_output_folder(out: Path) -> None:
+    """Create ``out`` and prove it is writable before any work, so a bad -o costs nothing."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: -o must be a folder, but this is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".mcnn-predict-{os.getpid()}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot write predictions here ({exc.strerror or exc})") from None
+
+
+def report(exc: BaseException) -> None:
+    """One ``mcnn-predict: error: ...`` line per bad input, as it is met."""
+    print(f"{PROG}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+          file=sys.stderr)
+
+
 def as_model_input(frames: np.ndarray, path: Path, in_channels: int) -> np.ndarray:
     """``(N, C, H, W)`` frames as the model's channels; a C-frame stack is one C-channel image."""
     n, c = frames.shape[:2]
@@ -136,41 +156,53 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
         files = input_files(args.inputs)
         targets = output_paths(files, args.out, args.format)
+        check_output_folder(args.out)
         predictor = Predictor.from_checkpoint(
             args.checkpoint, device=args.device, precision=args.precision, tile_size=args.tile,
             overlap=args.overlap, memory_budget_mb=args.memory_mb,
         )
         cin = predictor.config.in_channels
-        counts: list[int] = []  # frames per file, known once the file has been read
-        scales: list[tuple[PixelSize | None, int]] = []  # (input pixel size, input height)
+        # per good file, once read: (target, frame count, input pixel size, input height)
+        good: list[tuple[Path, int, PixelSize | None, int]] = []
+        failed: list[str] = []
 
         def frames() -> Iterator[np.ndarray]:
-            for path in files:
-                raw = read_raw(path)
-                x = as_model_input(to_nchw(raw, args.channels_last or None), path, cin)
-                counts.append(len(x))
-                scales.append((raw.pixel_size, x.shape[-2]))
+            for path, target in zip(files, targets, strict=True):
+                try:
+                    raw = read_raw(path)
+                    x = as_model_input(to_nchw(raw, args.channels_last or None), path, cin)
+                except (ValueError, OSError) as exc:  # one bad file does not stop the others
+                    failed.append(str(path))
+                    report(exc)
+                    continue
+                good.append((target, len(x), raw.pixel_size, x.shape[-2]))
                 yield from x
 
         start = time.perf_counter()
         written: list[str] = []
         pending: list[np.ndarray] = []
-        done = 0  # files written
+        done = 0  # good files written
         with tqdm(total=len(files), unit="file", disable=True if len(files) < 2 else None) as bar:
             # frames of consecutive files share batches; outputs come back in input order
             for y in predictor.stream(frames(), batch_size=args.batch_size):
                 pending.append(y)
-                while done < len(counts) and len(pending) >= counts[done]:
-                    k = counts[done]
+                while done < len(good) and len(pending) >= good[done][1]:
+                    target, k, pixel_size, in_h = good[done]
                     y_file = np.stack(pending[:k])
-                    px = output_pixel_size(*scales[done], y_file.shape[-2])
-                    written += [str(p) for p in write_output(targets[done], y_file, px)]
+                    px = output_pixel_size(pixel_size, in_h, y_file.shape[-2])
+                    written += [str(p) for p in write_output(target, y_file, px)]
                     del pending[:k]
                     done += 1
                     bar.update(1)
         seconds = time.perf_counter() - start
-        print(json.dumps({"written": written, "files": len(files), "frames": sum(counts),
-                          "device": str(predictor.device), "seconds": round(seconds, 3)}))
+        print(json.dumps({"written": written, "files": len(files), "failed": failed,
+                          "frames": sum(g[1] for g in good), "device": str(predictor.device),
+                          "seconds": round(seconds, 3)}))
+        if failed and len(files) == 1:
+            return 2  # its one error line says it all
+        if failed:
+            raise ValueError(f"{len(failed)} of {len(files)} input files could not be used "
+                             "(each is named above); the others were written")
         return 0
 
     return run_cli(PROG, body)

@@ -137,3 +137,35 @@ def test_a_nan_input_is_a_one_line_user_error(tmp_path, capsys):
     np.save(tmp_path / "nan.npy", x)
     assert predict.main([str(run), str(tmp_path / "nan.npy"), "-o", str(tmp_path / "o")]) == 2
     assert "nan.npy: 1 of 64 pixels are NaN or infinite" in _one_line_error(capsys)
+
+
+def test_bad_files_in_a_folder_are_reported_and_every_good_one_is_written(tmp_path, capsys):
+    """3 good + 2 bad files at --batch-size 4: 3 outputs, one line per bad file, then the count."""
+    run = _checkpoint(tmp_path)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        np.save(folder / f"good{i}.npy", np.full((8, 8), 0.1 * i, np.float32))
+    (folder / "bad0.tif").write_bytes(b"truncated")
+    bad = np.zeros((8, 8), np.float32)
+    bad[0, 0] = np.inf
+    np.save(folder / "bad1.npy", bad)
+    rc = predict.main([str(run), str(folder), "-o", str(tmp_path / "o"), "--batch-size", "4"])
+    assert rc == 2
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "good0.tif", "good1.tif", "good2.tif"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3, err
+    assert "bad0.tif" in err[0] and "bad1.npy" in err[1]
+    assert "2 of 5 input files could not be used" in err[2]
+
+
+def test_an_unusable_output_folder_is_refused_before_any_work(tmp_path, capsys):
+    run = _checkpoint(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((8, 8), np.float32))
+    (tmp_path / "afile").write_text("")
+    assert predict.main([str(run), str(tmp_path / "x.npy"), "-o", str(tmp_path / "afile")]) == 2
+    assert "afile: -o must be a folder" in _one_line_error(capsys)
+    # /proc takes no new folders, whoever runs the test (CI runs as root)
+    assert predict.main([str(run), str(tmp_path / "x.npy"), "-o", "/proc/mcnn-predict/o"]) == 2
+    assert "/proc/mcnn-predict/o: cannot write predictions here" in _one_line_error(capsys)
