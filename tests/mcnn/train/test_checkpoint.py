@@ -58,17 +58,124 @@ def test_full_checkpoint_round_trip_restores_optimizer_scheduler_and_rng(tmp_pat
     assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.rglob("*.pt"))
 
 
-def test_interrupted_swap_falls_back_to_the_previous_checkpoint(tmp_path):
+CRASH_POINTS = ["folder", "model", "config", "state_tensors", "state_json", "manifest",
+                "pointer", "delete"]
+COMMITTED = {"pointer", "delete", None}  # a save killed at these points has repointed the name
+
+
+class Killed(BaseException):
+    """A kill: not an Exception, so no handler in the save path can swallow it."""
+
+
+def _saver(tmp_path, monkeypatch):
+    """``save(step, kill_at=None)``: a checkpoint whose weights encode ``step``, optionally killed
+    at the first time the save reaches ``kill_at``."""
     m = _model()
     opt = torch.optim.Adam(m.parameters())
-    kw = dict(model=m, config_json="{}", optimizers={"model": opt}, schedulers={}, extra_modules={})
-    ckpt.save_checkpoint(tmp_path / "last", state={"step": 1}, **kw)
-    (tmp_path / "last").rename(tmp_path / "last.old")  # crash between the two renames
-    (tmp_path / "last.tmp").mkdir()  # and a half-written new one
-    assert ckpt.resolve_checkpoint(tmp_path / "last") == tmp_path / "last.old"
+    kill = {"at": None}
+
+    def crash_point(where: str) -> None:
+        if where == kill["at"]:
+            raise Killed(where)
+
+    monkeypatch.setattr(ckpt, "_crash_point", crash_point)
+
+    def save(step: int, kill_at: str | None = None) -> None:
+        with torch.no_grad():
+            for p in m.parameters():
+                p.fill_(float(step))
+        kill["at"] = kill_at
+        try:
+            ckpt.save_checkpoint(tmp_path / "last", model=m, config_json="{}",
+                                 optimizers={"model": opt}, schedulers={}, extra_modules={},
+                                 state={"step": step})
+        except Killed:
+            pass
+        kill["at"] = None
+
+    return m, opt, save
+
+
+def _load(tmp_path, m, opt) -> int:
     state = ckpt.load_checkpoint(tmp_path / "last", model=m, optimizers={"model": opt},
                                  schedulers={}, extra_modules={})
-    assert state["step"] == 1
+    assert all(torch.all(p == state["step"]) for p in m.parameters())  # the weights of that save
+    return state["step"]
+
+
+@pytest.mark.parametrize("first", CRASH_POINTS)
+def test_two_kills_in_a_row_at_any_step_of_a_save_keep_a_complete_checkpoint(
+        tmp_path, monkeypatch, first):
+    """Save 1 completes; save 2 is killed at ``first``; save 3 at every point in turn: the name
+    always resolves to the newest committed save, with exactly its weights."""
+    for second in CRASH_POINTS:
+        run = tmp_path / second
+        m, opt, save = _saver(run, monkeypatch)
+        save(1)
+        save(2, kill_at=first)
+        save(3, kill_at=second)
+        committed = [s for s, at in ((1, None), (2, first), (3, second)) if at in COMMITTED]
+        assert _load(run, m, opt) == committed[-1], (first, second)
+        save(4)  # and the run goes on: one complete version left, the name pointing at it
+        assert _load(run, m, opt) == 4
+        assert [p.name for p in ckpt._versions(run / "last")] == ["last-000004"]
+
+
+def test_a_version_whose_file_no_longer_matches_its_manifest_is_skipped(tmp_path, monkeypatch):
+    m, opt, save = _saver(tmp_path, monkeypatch)
+    save(1)
+    save(2, kill_at="manifest")  # complete, but the name still points at version 1
+    target = (tmp_path / "last").resolve()
+    data = bytearray((target / ckpt.STATE_TENSORS).read_bytes())
+    data[-1] ^= 0xFF  # one flipped byte: same size, other hash
+    (target / ckpt.STATE_TENSORS).write_bytes(bytes(data))
+    assert _load(tmp_path, m, opt) == 2  # the pointed-at version fails its check: next newest
+
+
+def test_a_folder_of_the_old_layout_resumes_and_is_kept_as_version_0(tmp_path, monkeypatch):
+    m, opt, save = _saver(tmp_path, monkeypatch)
+    save(1)
+    legacy = (tmp_path / "last").resolve()
+    (tmp_path / "last").unlink()
+    legacy.rename(tmp_path / "last")  # a plain folder, as written before versioning
+    (tmp_path / "last" / ckpt.MANIFEST).unlink()
+    assert _load(tmp_path, m, opt) == 1
+    save(2)
+    assert _load(tmp_path, m, opt) == 2 and (tmp_path / "last").is_symlink()
+
+
+def test_sigkill_while_saving_over_and_over_twice_in_a_row_keeps_a_checkpoint(tmp_path):
+    """Real kills at arbitrary moments (two processes in a row), not only injected ones."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, torch\n"
+        "from mcnn.models import MCNN, ModelConfig\n"
+        "from mcnn.train import checkpoint as ckpt\n"
+        "m = MCNN(ModelConfig(depth=3, base_width=16, max_width=64, branches=1))\n"
+        "opt = torch.optim.Adam(m.parameters())\n"
+        "step = int(sys.argv[2])\n"
+        "while True:\n"
+        "    step += 1\n"
+        "    ckpt.save_checkpoint(sys.argv[1], model=m, config_json='{}', optimizers={'model': opt},"
+        " schedulers={}, extra_modules={}, state={'step': step})\n"
+        "    print(step, flush=True)\n"
+    )
+    folder = tmp_path / "last"
+    for start, delay in ((0, 2.5), (1000, 2.7)):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(folder), str(start)],
+                                stdout=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    found = ckpt.resolve_checkpoint(folder, verify_hashes=True)
+    assert found is not None
+    m = MCNN(ModelConfig(depth=3, base_width=16, max_width=64, branches=1))
+    state = ckpt.load_checkpoint(folder, model=m, optimizers={}, schedulers={}, extra_modules={})
+    assert state["step"] >= 1
 
 
 @pytest.mark.parametrize("name, content, fragment", [
