@@ -1,5 +1,6 @@
 """Checkpoints: safetensors + JSON only, self-contained model files, crash-safe swaps, exact state."""
 
+import contextlib
 import json
 
 import pytest
@@ -85,12 +86,10 @@ def _saver(tmp_path, monkeypatch):
             for p in m.parameters():
                 p.fill_(float(step))
         kill["at"] = kill_at
-        try:
+        with contextlib.suppress(Killed):
             ckpt.save_checkpoint(tmp_path / "last", model=m, config_json="{}",
                                  optimizers={"model": opt}, schedulers={}, extra_modules={},
                                  state={"step": step})
-        except Killed:
-            pass
         kill["at"] = None
 
     return m, opt, save
