@@ -16,13 +16,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 SizeHW = tuple[Annotated[int, Field(ge=8, le=16384)], Annotated[int, Field(ge=8, le=16384)]]
 
+MAX_GENERATED_PIXELS = 4096 * 4096
+"""Frames this toolkit makes itself (simulated camera, virtual screen, stimuli) are at most this
+large: a mistyped 100000x100000 is refused before 28-149 GiB are asked for."""
+
+
+def _generated_size(size: tuple[int, int]) -> tuple[int, int]:
+    if size[0] * size[1] > MAX_GENERATED_PIXELS:
+        raise ValueError(f"{size[0]}x{size[1]} (height x width) is more than the "
+                         f"{MAX_GENERATED_PIXELS:,} pixels a generated frame may have")
+    return size
+
+
+GeneratedSizeHW = Annotated[SizeHW, AfterValidator(_generated_size)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def parse_wxh(text: str, what: str) -> tuple[int, int]:
@@ -63,7 +77,8 @@ class SimRigConfig(_Strict):
     latency_ms: float = Field(default=80.0, ge=0, le=5000,
                               description="Display-to-camera latency the rig simulates.")
     fps: float = Field(default=30.0, gt=0, le=1000, description="Camera frames/s.")
-    size_hw: SizeHW = Field(default=(720, 1280), description="Camera frame (height, width).")
+    size_hw: GeneratedSizeHW = Field(default=(720, 1280),
+                                     description="Camera frame (height, width).")
     drift: float = Field(default=0.03, ge=0, le=1, description="Auto-exposure gain drift, "
                          "relative amplitude of a sinusoid.")
     drift_period_s: float = Field(default=20.0, gt=0, description="Period of that drift.")
@@ -145,7 +160,7 @@ class VirtualScreenConfig(_Strict):
     """An in-memory screen: no display needed (passive mode plays a generated film on it)."""
 
     kind: Literal["virtual"] = "virtual"
-    size_hw: SizeHW = Field(default=(360, 640), description="(height, width) in pixels.")
+    size_hw: GeneratedSizeHW = Field(default=(360, 640), description="(height, width) in pixels.")
 
 
 def parse_screen(value: Any) -> Any:
@@ -207,7 +222,7 @@ class RecordConfig(DevicesConfig):
                              description="Active mode: extra wait after the latency.")
     stimulus: str = Field(default="generated", description="Active mode: 'generated', an image "
                           "folder or a video file.")
-    stimulus_size_hw: SizeHW = Field(default=(360, 640),
+    stimulus_size_hw: GeneratedSizeHW = Field(default=(360, 640),
                                      description="Generated stimulus (height, width).")
     screen_hz: float | None = Field(default=None, gt=0, le=480,
                                     description="Passive: screen grabs/s (default 2 x rate).")

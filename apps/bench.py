@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from apps.cli import (
+    OneLineArgumentParser,
     add_config_arguments,
     field_reference,
     load_command_config,
@@ -68,20 +69,13 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (``mcnn-bench: error: ...``) and exit code 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{PROG}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from mcnn.bench.convergence import SCALES, VARIANTS, ConvergenceSettings
     from mcnn.bench.presets import MODEL_PRESETS
 
-    p = _Parser(prog=PROG, description="Benchmarks for MCNN: convergence and inference speed.")
+    p = OneLineArgumentParser(prog=PROG, description="Benchmarks for MCNN: convergence and inference speed.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
 
     c = sub.add_parser(
         "convergence",

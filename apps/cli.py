@@ -13,7 +13,16 @@ from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)
+# OS errors are the user's to fix too: a read-only or full disk, a file where a folder should be.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (``prog: error: ...``) and exit code 2, without
+    the usage block argparse prints first."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def setup_logging(verbose: bool = False) -> None:

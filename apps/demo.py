@@ -7,12 +7,11 @@ one of the three applications instead (phase retrieval, STEM denoising, hidden s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from apps.cli import run_cli, setup_logging
+from apps.cli import OneLineArgumentParser, run_cli, setup_logging
 
 PROG = "mcnn-demo"
 
@@ -47,7 +46,7 @@ def demo_config(problem: str, steps: int, size: int, out_dir: Path, device: str)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--problem", choices=sorted(SIMULATORS), default="laplacian")
     p.add_argument("--steps", type=int, default=600, help="training iterations (default 600)")
     p.add_argument("--size", type=int, default=64, help="image size in px (default 64)")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from apps.cli import run_cli, setup_logging
+from apps.cli import OneLineArgumentParser, run_cli, setup_logging
 
 PROG = "mcnn-export"
 
@@ -23,7 +23,7 @@ Prints a JSON report on stdout. Exit codes: 0 ok, 2 user error, 1 failure."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineArgumentParser(
         prog=PROG,
         description="Export a trained MCNN to ONNX and/or TorchScript.",
         epilog=EPILOG,

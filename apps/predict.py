@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from apps.cli import run_cli, setup_logging
+from apps.cli import OneLineArgumentParser, run_cli, setup_logging
 
 if TYPE_CHECKING:
     from mcnn.data.image_io import PixelSize
@@ -33,7 +33,7 @@ blending. Prints a JSON summary on stdout. Exit codes: 0 ok, 2 user error, 1 fai
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineArgumentParser(
         prog=PROG,
         description="Predict with a trained MCNN: image files in, image files out (same stems).",
         epilog=EPILOG,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from apps.cli import (
+    OneLineArgumentParser,
     add_config_arguments,
     field_reference,
     load_command_config,
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "its horizon and holds its final value), device, precision, compile, num_workers and the\n"
         "reporting intervals may change. Exit codes: 0 ok, 2 user error, 1 failure, 130 interrupted."
     )
-    p = argparse.ArgumentParser(
+    p = OneLineArgumentParser(
         prog=PROG,
         description="Train an MCNN (multi-scale U-Net) on simulated, folder or recorded pairs.",
         epilog=epilog,

@@ -82,7 +82,7 @@ class ConvergenceSettings(BaseModel):
     explicit fields always win.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     scale: Literal["cpu", "paper"] = Field(
         default="cpu", description="Preset for the fields not given: cpu (64 px, depth 5, 800 its) "

@@ -15,7 +15,7 @@ from mcnn.physics.config import ContentConfig, ProceduralContentConfig, Simulato
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PairsDataConfig(_Strict):

@@ -16,7 +16,7 @@ class BranchScheduleConfig(BaseModel):
     Weights are given for ``[full, branch 1, branch 2, ...]``; missing entries repeat the last one.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["constant", "linear", "coarse_to_fine"] = "constant"
     start: list[float] | None = Field(default=None, description="Weights at begin_step (equal if None).")
@@ -40,7 +40,7 @@ class BranchScheduleConfig(BaseModel):
 
 
 class LossConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     branch_schedule: BranchScheduleConfig = Field(default_factory=BranchScheduleConfig)
     ssim_weight: float = Field(default=0.0, ge=0.0, description="Weight of a (1 - SSIM) term.")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class LowPassConfig(BaseModel):
     """Fixed low-pass front layer (the paper's denoiser): box and Gaussian filters of the input."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Literal["concat", "replace"] = Field(
         default="concat",
@@ -38,7 +38,7 @@ class ModelConfig(BaseModel):
     ``branches=0`` gives the plain U-Net with otherwise identical layers, the fair baseline.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     in_channels: int = Field(default=1, ge=1, le=64)
     out_channels: int = Field(default=1, ge=1, le=64)

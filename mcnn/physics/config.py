@@ -37,7 +37,7 @@ BUNDLED_NAMES = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # -- simulators -----------------------------------------------------------------------------------

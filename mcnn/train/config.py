@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mcnn.data.config import DataConfig
 from mcnn.losses.config import LossConfig
@@ -16,7 +16,7 @@ from mcnn.models.config import ModelConfig
 
 
 class OptimConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(default=1e-3, gt=0, le=1.0)
@@ -33,7 +33,7 @@ class OptimConfig(BaseModel):
 
 
 class LoopConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     steps: int = Field(default=2000, ge=1, description="Optimiser steps (iterations).")
     batch_size: int = Field(default=8, ge=1, le=4096, description="Per process.")
@@ -60,16 +60,26 @@ class LoopConfig(BaseModel):
 class TrainConfig(BaseModel):
     """Everything ``mcnn-train`` needs. Load with ``mcnn.train.config_io.load_config``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     version: Literal[1] = 1
-    name: str = Field(default="mcnn", min_length=1, max_length=100)
+    name: str = Field(
+        default="mcnn", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._+=@-]+$",
+        description="Run folder name inside out_dir: letters, digits and . _ + = @ - (no / or ..).",
+    )
     out_dir: Path = Field(default=Path("runs"), description="Runs are written to out_dir/name.")
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: LoopConfig = Field(default_factory=LoopConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _stays_inside_out_dir(cls, name: str) -> str:
+        if name in (".", ".."):
+            raise ValueError(f"{name!r} is not a folder name; the run must stay inside out_dir")
+        return name
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

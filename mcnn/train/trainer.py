@@ -432,7 +432,9 @@ class Trainer:
         if not math.isfinite(logs["loss/total"]):
             raise TrainingError(
                 f"loss is {logs['loss/total']} at step {self.step + 1}; lower optim.lr, set "
-                "optim.grad_clip, or check the data for NaN/inf"
+                "optim.grad_clip, or check the data for NaN/inf ("
+                + (f"checkpoints/last keeps step {self._saved_step}, with finite weights)"
+                   if self._saved_step > 0 else "no checkpoint was written)")
             )
         return logs
 

@@ -117,17 +117,26 @@ def test_torch_compile_path_trains_like_eager(tiny_config):
     assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-3)
 
 
-def test_a_diverging_loss_stops_with_a_one_line_error(tmp_path):
+def test_a_diverging_loss_stops_with_a_one_line_error_and_keeps_finite_weights(tmp_path):
+    from mcnn.weights import load_model
     from tests.mcnn.train.test_resume import micro
 
     class Diverge(Trainer):
         def training_step(self, x, y):
-            return {**super().training_step(x, y), "loss/total": float("nan")}
+            logs = super().training_step(x, y)
+            if self.step == 3:  # the 4th step: weights and loss go non-finite
+                with torch.no_grad():
+                    next(self.model.parameters()).fill_(float("nan"))
+                logs["loss/total"] = float("nan")
+            return logs
 
     with pytest.raises(TrainingError) as info:
         Diverge(micro(tmp_path), progress=False).fit()
-    assert str(info.value) == ("loss is nan at step 1; lower optim.lr, set optim.grad_clip, or "
-                               "check the data for NaN/inf")
+    assert str(info.value) == (
+        "loss is nan at step 4; lower optim.lr, set optim.grad_clip, or check the data for "
+        "NaN/inf (checkpoints/last keeps step 3, with finite weights)")
+    model, _ = load_model(tmp_path / "run" / "checkpoints" / "last")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_metrics_csv_has_per_channel_columns(tiny_config):
