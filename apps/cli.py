@@ -22,7 +22,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     the usage block argparse prints first."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog.split()[0]}: error: {message}\n")  # sub-commands too
 
 
 def setup_logging(verbose: bool = False) -> None:
