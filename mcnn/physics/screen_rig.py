@@ -94,7 +94,8 @@ class DoorTransport(nn.Module):
             raise ValueError(f"distance_m must be > 0, got {distance_m}")
         if not 0 < occluder_z_frac < 1:
             raise ValueError(f"occluder_z_frac must be in (0, 1), got {occluder_z_frac}")
-        self.door_grid, self.screen_grid = tuple(door_grid), tuple(screen_grid)
+        self.door_grid = (int(door_grid[0]), int(door_grid[1]))
+        self.screen_grid = (int(screen_grid[0]), int(screen_grid[1]))
         self.distance_m = float(distance_m)
         d = torch.float64
         sh, sw = screen_size_m
