@@ -15,12 +15,16 @@ from typing import Any
 
 @dataclass(frozen=True)
 class InputSpec:
-    """Camera frame -> model input: crop ``roi`` (x, y, w, h), flip, resize to ``size_hw``."""
+    """Camera frame -> model input: crop ``roi`` (x, y, w, h), flip, resize to ``size_hw``.
+
+    ``known`` is False when no training config said anything (a bare model file).
+    """
 
     roi: tuple[int, int, int, int] | None = None
     mirror: bool = False
     size_hw: tuple[int, int] | None = None
     grayscale: bool = False
+    known: bool = True
 
 
 def training_config(checkpoint: Path) -> dict[str, Any]:
@@ -41,12 +45,18 @@ def training_config(checkpoint: Path) -> dict[str, Any]:
 def input_spec_from_training(config: dict[str, Any]) -> InputSpec:
     """The preprocessing of the training data (pairs: roi, mirror, camera_size, grayscale)."""
     data = config.get("data") or {}
+    if not data:
+        return InputSpec(known=False)
     if data.get("kind") != "pairs":
         size = data.get("size")
         if isinstance(size, int):
             size = (size, size)
         return InputSpec(size_hw=tuple(size) if size else None)  # type: ignore[arg-type]
     roi = data.get("camera_roi")
+    if roi is None and data.get("path"):  # training used the recording's calibrated ROI
+        calibration = Path(data["path"]) / "calibration.json"
+        if calibration.is_file():
+            roi = (json.loads(calibration.read_text()).get("roi") or {}).get("roi")
     size = data.get("camera_size")
     return InputSpec(roi=tuple(roi) if roi else None,  # type: ignore[arg-type]
                      mirror=bool(data.get("mirror", False)),

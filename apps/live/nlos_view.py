@@ -25,7 +25,7 @@ PROG = "nlos-view"
 
 EPILOG = """\
 The camera frame is cropped to the door (--roi, else the calibration's ROI, else the training
-recording's camera_roi, else a simulated camera's own door box), flipped when the model was trained
+recording's ROI, else, for a model file without training config, a simulated camera's door box), flipped when the model was trained
 on flipped frames (--mirror/--no-mirror overrides) and resized to the model's training input size.
 The screen panel shows what the screen showed latency ms before the camera frame (--latency-ms,
 else the calibration, else a simulated camera's latency). A virtual screen plays generated images
@@ -202,7 +202,8 @@ class NlosSession:
         roi = parse_roi(args.roi) if args.roi else None
         if roi is None and calibration is not None and calibration.roi is not None:
             roi = calibration.roi.roi
-        roi = roi or trained.roi or getattr(self.camera, "door_roi", None)
+        if roi is None:  # a recording's training ROI; a simulated door only for a bare model
+            roi = trained.roi if trained.known else getattr(self.camera, "door_roi", None)
         mirror = trained.mirror if args.mirror is None else args.mirror
         self.spec = InputSpec(roi=tuple(roi) if roi else None, mirror=mirror,  # type: ignore[arg-type]
                               size_hw=trained.size_hw, grayscale=trained.grayscale)
