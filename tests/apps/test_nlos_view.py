@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory):
     save_model(MCNN(cfg), folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps(
         {"data": {"kind": "pairs", "mirror": True, "camera_size": [16, 32],
-                  "camera_roi": [32, 13, 96, 63]}}))
+                  "camera_roi": [32, 13, 96, 62]}}))
     return folder
 
 
@@ -50,7 +50,7 @@ def test_window_panels_show_the_cropped_camera_and_the_latency_matched_screen(ch
         "virtual:320x180", "--device", "cpu", "--film-fps", "2"])
     session = nlos_view.NlosSession(args)
     assert session.spec.mirror and session.spec.size_hw == (16, 32)
-    assert session.spec.roi == (32, 13, 96, 63) == session.camera.door_roi  # as trained
+    assert session.spec.roi == (32, 13, 96, 62) == session.camera.door_roi  # as trained
     window = nlos_view.build_window(session, max_frames=None)
     window.resize(900, 600)
     window.show()
@@ -66,7 +66,11 @@ def test_window_panels_show_the_cropped_camera_and_the_latency_matched_screen(ch
         panels = window.last_result.processed.panels
         for name in ("camera", "reconstruction", "screen"):
             shown = as_grey_like(grab_panel(window.grid, name), panels[name].shape[:2])
-            assert corr(shown, panels[name].mean(axis=2)) > 0.9, name
+            expected = panels[name].mean(axis=2)
+            if expected.std() < 1e-3:  # an untrained model may give a flat (clipped) image
+                assert shown.std() < 2.0, name
+                continue
+            assert corr(shown, expected) > 0.9, name
         error = as_grey_like(grab_panel(window.grid, "error"), panels["error"].shape)
         assert corr(error, panels["error"]) > 0.9
         assert "PSNR" in window.grid.titles["error"].text

@@ -53,7 +53,9 @@ def test_a_stack_plays_frame_by_frame_and_every_denoised_frame_is_saved(checkpoi
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["frames_read"] == 5 and out["source_error"] is None
     saved = sorted((tmp_path / "out").glob("*.tif"))
-    assert [p.name for p in saved][:1] == ["denoised_000000.tif"] and len(saved) >= 4
+    # 200 fps in: a frame may be replaced before the model takes it (newest wins), never reordered
+    assert 3 <= len(saved) <= 5
+    assert {p.name for p in saved} <= {f"denoised_{i:06d}.tif" for i in range(5)}
     raw = read_raw(saved[0])
     assert raw.data.dtype == np.float32 and raw.data.shape == (32, 48)
     assert raw.pixel_size is not None and raw.pixel_size.x == pytest.approx(0.02)
