@@ -15,12 +15,21 @@ Signal chain, in order (all images ``(B, 3, H, W)`` float32):
 4. sensor colour cross-talk (a 3x3 matrix whose rows sum to 1), exposure gain, ambient light;
 5. shot noise (Gaussian approximation of Poisson with ``photons_full_scale`` photons at signal 1)
    and read noise ``noise_std``, clipping to [0, 1], then gamma encoding ``x ** (1 / gamma)``.
+
+That is the ``easy`` transport (``transport="easy"``, the default): blurs of 6-24 camera pixels on
+display values taken as linear light. ``transport="realistic"`` replaces steps 1-2 with
+:class:`DoorTransport`, radiometry of the real set-up: the screen is an area light whose display
+values are decoded to linear radiance (sRGB), and each point of a Lambertian door at ``distance_m``
+(turned by ``door_angle_deg``) integrates the *whole* screen with cosine and inverse-square weights,
+optionally behind an occluder edge (penumbrae). The kernel spans the whole door, so it is a fixed
+``(door points, screen points)`` matrix per rig, precomputed on coarse grids.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +52,89 @@ def _wide_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     small = F.adaptive_avg_pool2d(x, (max(1, math.ceil(h / step)), max(1, math.ceil(w / step))))
     small = gaussian_blur(small, sigma_px / step)
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """Display values in [0, 1] -> relative linear radiance (the sRGB decoding curve)."""
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+class DoorTransport(nn.Module):
+    """Screen radiance -> irradiance on a Lambertian door, as one precomputed linear operator.
+
+    Geometry (metres, right-handed): the screen lies in the plane ``z = 0``, centred on the axis,
+    ``screen_size_m = (height, width)``, emitting towards +z as a Lambertian (cosine) emitter. The
+    door is a ``door_size_m`` rectangle centred at ``(0, 0, distance_m)``, facing the screen, turned
+    by ``door_angle_deg`` about the vertical axis. For door point ``p`` (normal ``n_d``) and screen
+    element ``q`` (area ``dA``, normal ``+z``), ``E(p) = sum_q L(q) cos(t_s) cos(t_d) / r^2 dA``
+    (r = |p - q|). An optional occluder is the half-plane ``x > occluder_x_m`` in the plane
+    ``z = occluder_z_frac * distance_m``: a ray that crosses it is blocked, which casts a penumbra.
+    Irradiance is returned divided by pi (1 = the irradiance of a white screen filling the whole
+    hemisphere), on a ``door_grid`` of ``(rows, cols)`` samples; the screen is averaged to
+    ``screen_grid`` elements first.
+    """
+
+    matrix: torch.Tensor
+
+    def __init__(
+        self,
+        *,
+        distance_m: float = 0.5,
+        door_angle_deg: float = 0.0,
+        screen_size_m: tuple[float, float] = (0.34, 0.6),
+        door_size_m: tuple[float, float] = (0.6, 0.9),
+        occluder_x_m: float | None = None,
+        occluder_z_frac: float = 0.5,
+        door_grid: tuple[int, int] = (24, 36),
+        screen_grid: tuple[int, int] = (18, 32),
+    ) -> None:
+        super().__init__()
+        if distance_m <= 0:
+            raise ValueError(f"distance_m must be > 0, got {distance_m}")
+        if not 0 < occluder_z_frac < 1:
+            raise ValueError(f"occluder_z_frac must be in (0, 1), got {occluder_z_frac}")
+        self.door_grid = (int(door_grid[0]), int(door_grid[1]))
+        self.screen_grid = (int(screen_grid[0]), int(screen_grid[1]))
+        self.distance_m = float(distance_m)
+        d = torch.float64
+        sh, sw = screen_size_m
+        gh, gw = screen_grid
+        sy = (torch.arange(gh, dtype=d) + 0.5) / gh * sh - sh / 2
+        sx = (torch.arange(gw, dtype=d) + 0.5) / gw * sw - sw / 2
+        qy, qx = torch.meshgrid(sy, sx, indexing="ij")
+        q = torch.stack([qx.ravel(), -qy.ravel(), torch.zeros(gh * gw, dtype=d)], dim=1)  # row 0 on top
+        d_area = (sh / gh) * (sw / gw)
+        dh, dw = door_size_m
+        rh, rw = door_grid
+        uy = (torch.arange(rh, dtype=d) + 0.5) / rh * dh - dh / 2
+        ux = (torch.arange(rw, dtype=d) + 0.5) / rw * dw - dw / 2
+        py, px = torch.meshgrid(uy, ux, indexing="ij")
+        a = math.radians(door_angle_deg)
+        # door column axis (world) and normal (towards the screen)
+        axis = torch.tensor([math.cos(a), 0.0, math.sin(a)], dtype=d)
+        normal = torch.tensor([math.sin(a), 0.0, -math.cos(a)], dtype=d)
+        p = (px.ravel()[:, None] * axis + (-py.ravel())[:, None] * torch.tensor([0.0, 1.0, 0.0],
+             dtype=d) + torch.tensor([0.0, 0.0, distance_m], dtype=d))
+        v = p[:, None, :] - q[None, :, :]  # (Nd, Ns, 3) from screen to door
+        r2 = (v**2).sum(-1)
+        r = r2.sqrt()
+        cos_s = (v[..., 2] / r).clamp(min=0.0)
+        cos_d = (-(v * normal).sum(-1) / r).clamp(min=0.0)
+        weights = cos_s * cos_d / r2 * d_area / math.pi
+        if occluder_x_m is not None:
+            z_occ = occluder_z_frac * distance_m
+            t = (z_occ - q[None, :, 2]) / v[..., 2].clamp(min=1e-9)
+            x_cross = q[None, :, 0] + t * v[..., 0]
+            weights = torch.where((v[..., 2] > 0) & (x_cross > occluder_x_m), 0.0, weights)
+        self.register_buffer("matrix", weights.float())
+
+    def forward(self, radiance: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` linear screen radiance -> ``(B, C, rows, cols)`` door irradiance / pi."""
+        b, c = radiance.shape[:2]
+        small = F.adaptive_avg_pool2d(radiance.float(), self.screen_grid).reshape(b, c, -1)
+        door = small @ self.matrix.T
+        return door.reshape(b, c, *self.door_grid)
 
 
 class ScreenRigPhysics(nn.Module):
@@ -80,8 +172,15 @@ class ScreenRigPhysics(nn.Module):
         gamma: float = 2.2,
         warp: float = 0.05,
         n_kernels: int = 3,
+        transport: Literal["easy", "realistic"] = "easy",
+        distance_m: float = 0.5,
+        door_angle_deg: float = 0.0,
+        occluder_x_m: float | None = None,
+        door_gain: float = 3.0,
     ) -> None:
         super().__init__()
+        if transport not in ("easy", "realistic"):
+            raise ValueError(f"transport must be 'easy' or 'realistic', got {transport!r}")
         height, width = camera_hw
         if width < 4 or height < 4:
             raise ValueError(f"camera_hw must be at least (4, 4) pixels, got {camera_hw}")
@@ -132,11 +231,21 @@ class ScreenRigPhysics(nn.Module):
         )
         base = torch.stack(torch.broadcast_tensors(xx, yy), dim=-1)  # (H, W, 2) as (x, y)
         self.register_buffer("warp_grid", (base + offset).unsqueeze(0))
+        self.transport = transport
+        self.door_gain = float(door_gain)
+        self.door: DoorTransport | None = None
+        if transport == "realistic":
+            rows = max(8, min(height, 24))
+            cols = max(8, min(width, round(rows * width / height)))
+            self.door = DoorTransport(distance_m=distance_m, door_angle_deg=door_angle_deg,
+                                      occluder_x_m=occluder_x_m, door_grid=(rows, cols))
 
     def light_on_door(self, screen: torch.Tensor) -> torch.Tensor:
         """Irradiance the door reflects towards the camera, before the sensor (linear, no noise)."""
         if screen.ndim != 4 or screen.shape[1] != 3:
             raise ValueError(f"screen must be (B, 3, H, W), got {tuple(screen.shape)}")
+        if self.door is not None:
+            return self._realistic_light(screen)
         x = resize(screen.float(), self.camera_hw)
         grid = self.warp_grid.expand(x.shape[0], -1, -1, -1)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
@@ -146,6 +255,18 @@ class ScreenRigPhysics(nn.Module):
         local = (self.mix_weights.unsqueeze(2) * blurred).sum(dim=1)
         bounce = x.mean(dim=(2, 3), keepdim=True) * self.bounce_map
         light = (1.0 - self.global_mix) * local + self.global_mix * bounce
+        return light * self.albedo * self.vignette
+
+    def _realistic_light(self, screen: torch.Tensor) -> torch.Tensor:
+        """Radiometric transport (``DoorTransport``) on linear light, then the door's albedo."""
+        assert self.door is not None
+        radiance = srgb_to_linear(screen.float())
+        door = self.door_gain * self.door(radiance)
+        light = F.interpolate(door, size=self.camera_hw, mode="bilinear", align_corners=False)
+        if self.mirror:
+            light = light.flip(-1)  # the camera faces the door, which faces the screen
+        bounce = radiance.mean(dim=(2, 3), keepdim=True) * self.bounce_map
+        light = (1.0 - self.global_mix) * light + self.global_mix * self.door_gain * 0.1 * bounce
         return light * self.albedo * self.vignette
 
     def forward(
@@ -171,6 +292,10 @@ class ScreenRigPhysics(nn.Module):
             if self.noise_std > 0:
                 sensor = read_noise(sensor, self.noise_std, generator)
         return clip(sensor, 0.0, 1.0) ** (1.0 / self.gamma)
+
+
+REALISTIC_FIELDS = ("transport", "distance_m", "door_angle_deg", "occluder_x_m", "door_gain")
+"""``ScreenRigPhysics`` keywords a ``ScreenRigConfig`` passes on once it has these fields."""
 
 
 class ScreenRigSimulator(Simulator):
@@ -203,6 +328,7 @@ class ScreenRigSimulator(Simulator):
                 ambient=c.ambient,
                 gamma=c.gamma,
                 warp=c.warp,
+                **{k: v for k, v in c.model_dump().items() if k in REALISTIC_FIELDS},
             )
         return self._rigs[size]
 

@@ -155,3 +155,85 @@ def test_the_old_width_height_argument_fails_loudly_and_noise_needs_a_generator(
     assert rig.camera_hw == (24, 32) and rig.albedo.shape[-2:] == (24, 32)
     with pytest.raises(ValueError, match="needs a torch.Generator"):
         rig(screens(1, (24, 32)))
+
+
+# -- the realistic (radiometric) transport ------------------------------------------------------
+def _door(**kw):
+    from mcnn.physics.screen_rig import DoorTransport
+
+    return DoorTransport(**kw)
+
+
+def test_far_door_irradiance_follows_the_inverse_square_law_and_the_small_source_formula():
+    import math
+
+    import torch
+
+    white = torch.ones(1, 1, 18, 32)
+    small = dict(door_size_m=(0.02, 0.02), door_grid=(3, 3))
+    e3 = _door(distance_m=3.0, **small)(white)[0, 0, 1, 1].item()
+    e6 = _door(distance_m=6.0, **small)(white)[0, 0, 1, 1].item()
+    assert e3 / e6 == pytest.approx(4.0, rel=0.01)
+    # on axis, far away: E / pi = L * A / (pi d^2) for a Lambertian source of area A
+    assert e3 == pytest.approx(0.34 * 0.6 / (math.pi * 3.0**2), rel=0.02)
+
+
+def test_a_uniform_screen_lights_the_door_smoothly_brightest_in_front_of_it():
+    import torch
+
+    e = _door(distance_m=0.5)(torch.ones(1, 1, 18, 32))[0, 0]
+    centre = e[e.shape[0] // 2 - 1:e.shape[0] // 2 + 1, e.shape[1] // 2 - 1:e.shape[1] // 2 + 1]
+    assert centre.mean().item() == pytest.approx(e.max().item(), rel=0.02)
+    assert torch.allclose(e, e.flip(-1), rtol=1e-4)  # symmetric set-up, symmetric light
+    steps = (e[:, 1:] - e[:, :-1]).abs().max() / e.max()
+    assert steps < 0.1  # a very wide kernel: no sharp features from a uniform screen
+    assert e.min() > 0.2 * e.max()
+    # a farther door gets less light everywhere
+    assert (_door(distance_m=1.0)(torch.ones(1, 1, 18, 32))[0, 0] < e).all()
+
+
+def test_irradiance_is_linear_in_screen_radiance_and_display_values_are_decoded_first():
+    import torch
+
+    from mcnn.physics.screen_rig import ScreenRigPhysics, srgb_to_linear
+
+    door = _door()
+    rng = torch.Generator().manual_seed(0)
+    a, b = torch.rand(1, 3, 18, 32, generator=rng), torch.rand(1, 3, 18, 32, generator=rng)
+    assert torch.allclose(door(2 * a + b), 2 * door(a) + door(b), rtol=1e-4, atol=1e-7)
+    assert srgb_to_linear(torch.tensor(0.5)).item() == pytest.approx(0.214, abs=0.001)
+    rig = ScreenRigPhysics(camera_hw=(24, 40), transport="realistic", noise_std=0.0,
+                           photons_full_scale=None, global_mix=0.0)
+    full = rig.light_on_door(torch.ones(1, 3, 36, 64))
+    half = rig.light_on_door(torch.full((1, 3, 36, 64), 0.5))
+    assert (half / full).mean().item() == pytest.approx(0.214, abs=0.002)
+
+
+def test_an_occluder_edge_casts_a_penumbra_not_a_hard_shadow():
+    import torch
+
+    white = torch.ones(1, 1, 18, 32)
+    grid = dict(door_size_m=(0.1, 0.9), door_grid=(3, 90))
+    free = _door(**grid)(white)[0, 0, 1]
+    shaded = _door(occluder_x_m=0.0, **grid)(white)[0, 0, 1]
+    ratio = (shaded / free).numpy()
+    assert ratio[:10].max() > 0.95 and ratio[-10:].min() < 0.05  # lit side, dark side
+    between = ((ratio > 0.1) & (ratio < 0.9)).sum()
+    # geometric penumbra width at the door: screen width * (d - z_occ) / z_occ = 0.6 m here
+    assert between > 20  # of 90 samples over 0.9 m: a soft edge tens of cm wide
+    assert (ratio[1:] <= ratio[:-1] + 1e-6).all()  # monotonic from lit to dark
+
+
+def test_the_easy_preset_is_unchanged_and_realistic_is_selectable_by_name():
+    import torch
+
+    from mcnn.physics.screen_rig import ScreenRigPhysics
+
+    easy = ScreenRigPhysics(camera_hw=(24, 40), noise_std=0.0, photons_full_scale=None)
+    assert easy.door is None and easy.transport == "easy"
+    real = ScreenRigPhysics(camera_hw=(24, 40), noise_std=0.0, photons_full_scale=None,
+                            transport="realistic", distance_m=0.8, door_angle_deg=20)
+    out = real(torch.rand(2, 3, 48, 80, generator=torch.Generator().manual_seed(1)))
+    assert out.shape == (2, 3, 24, 40) and out.min() >= 0 and out.max() <= 1
+    with pytest.raises(ValueError, match="transport"):
+        ScreenRigPhysics(transport="toy")  # type: ignore[arg-type]

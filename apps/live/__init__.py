@@ -1,0 +1,1 @@
+"""Live viewers: one pipeline (source -> inference -> display) and the nlos/stem views."""

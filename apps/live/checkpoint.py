@@ -1,0 +1,64 @@
+"""What a viewer needs from a checkpoint besides the weights: the training data's preprocessing.
+
+``mcnn-train`` saves its validated config as ``config.json`` next to ``model.safetensors``; for a
+recording (``data.kind = pairs``) it says how camera frames were cropped, flipped and resized, which
+a live view must repeat exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Camera frame -> model input: crop ``roi`` (x, y, w, h), flip, resize to ``size_hw``.
+
+    ``known`` is False when no training config said anything (a bare model file).
+    """
+
+    roi: tuple[int, int, int, int] | None = None
+    mirror: bool = False
+    size_hw: tuple[int, int] | None = None
+    grayscale: bool = False
+    known: bool = True
+
+
+def training_config(checkpoint: Path) -> dict[str, Any]:
+    """The ``config.json`` saved with the checkpoint (empty when there is none, e.g. a bare file)."""
+    from mcnn.weights import resolve_model_file
+
+    model_file = resolve_model_file(Path(checkpoint))
+    path = model_file.parent / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def input_spec_from_training(config: dict[str, Any]) -> InputSpec:
+    """The preprocessing of the training data (pairs: roi, mirror, camera_size, grayscale)."""
+    data = config.get("data") or {}
+    if not data:
+        return InputSpec(known=False)
+    if data.get("kind") != "pairs":
+        size = data.get("size")
+        if isinstance(size, int):
+            size = (size, size)
+        return InputSpec(size_hw=tuple(size) if size else None)  # type: ignore[arg-type]
+    roi = data.get("camera_roi")
+    if roi is None and data.get("path"):  # training used the recording's calibrated ROI
+        calibration = Path(data["path"]) / "calibration.json"
+        if calibration.is_file():
+            roi = (json.loads(calibration.read_text()).get("roi") or {}).get("roi")
+    size = data.get("camera_size")
+    return InputSpec(roi=tuple(roi) if roi else None,  # type: ignore[arg-type]
+                     mirror=bool(data.get("mirror", False)),
+                     size_hw=tuple(size) if size else None,  # type: ignore[arg-type]
+                     grayscale=bool(data.get("grayscale", False)))

@@ -1,0 +1,331 @@
+"""stem-view: raw and denoised STEM frames side by side, live.
+
+Sources: a frame file series (folder of images or one TIFF/NPY stack; ``--watch`` waits for new
+files as a microscope writes them) or the simulator as a stream (``sim[:size=128x128,dose=4]``).
+Raw, denoised and (``--diff``) their difference share zoom and pan; play/pause, a frame slider for
+files, contrast levels (histogram), a physical scale bar when the frames carry a pixel size, and
+fps. Denoised frames are saved as float32 TIFF (save button, or every frame with ``--save DIR``).
+``--no-window --frames N`` prints the streaming benchmark as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apps.cli import run_cli, setup_logging
+from apps.live.pipeline import LivePipeline, LiveResult, Processed, run_headless
+
+PROG = "stem-view"
+
+EPILOG = """\
+Frames from files follow the one pixel-value policy (mcnn.data.image_io): 8/16-bit images are
+scaled to [0, 1], wider integers kept as counts, floats as they are, as in mcnn-predict. A
+simulated frame is counts / dose (mean about 1), the input the STEM denoiser was trained on; its
+panel title shows the PSNR against the noise-free frame. Exit codes: 0 ok, 2 user error, 1 failure."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Live STEM denoising viewer.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="run folder, checkpoint folder or model.safetensors")
+    p.add_argument("--source", required=True,
+                   help="folder of frames, a TIFF/NPY stack, or sim[:size=WxH,dose=E,seed=N]")
+    p.add_argument("--fps", type=float, help="frames/s to play (default: 10 for files, 30 sim)")
+    p.add_argument("--loop", action="store_true", help="files: start again at the end")
+    p.add_argument("--watch", action="store_true", help="folder: wait for new frame files")
+    p.add_argument("--diff", action="store_true", help="also show denoised - raw")
+    p.add_argument("--levels", help="fixed display levels low,high (default: from the first frame)")
+    p.add_argument("--save", type=Path, metavar="DIR", help="save every denoised frame (float32 TIFF)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N displayed frames")
+    p.add_argument("--warmup", type=int, default=3, metavar="N",
+                   help="headless: frames not measured at the start (default 3)")
+    p.add_argument("--no-window", action="store_true",
+                   help="headless: no window; print the benchmark JSON (needs --frames)")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="save the window as PNG when it closes (use with --frames)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def build_source(spec: str, fps: float | None, loop: bool, watch: bool) -> Any:
+    """``sim[:key=value,...]`` -> :class:`StemSimSource`; a path -> :class:`FrameSeriesSource`."""
+    from acquire.config import parse_wxh
+
+    if spec == "sim" or spec.startswith("sim:"):
+        from acquire.sources.stem_sim import StemSimSource
+
+        kwargs: dict[str, Any] = {}
+        for part in filter(None, spec[4:].split(",")):
+            key, sep, text = part.partition("=")
+            try:
+                if not sep:
+                    raise ValueError
+                if key == "size":
+                    kwargs["size_hw"] = parse_wxh(text, "sim size")
+                elif key == "dose":
+                    kwargs["dose_e_per_px"] = float(text)
+                elif key == "seed":
+                    kwargs["seed"] = int(text)
+                elif key == "pixel_nm":
+                    kwargs["pixel_size_nm"] = float(text)
+                else:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"--source {spec!r}: {part!r} is not size=WxH, dose=E, seed=N "
+                                 "or pixel_nm=X") from None
+        return StemSimSource(fps=fps or 30.0, **kwargs)
+    from acquire.sources.series import FrameSeriesSource
+
+    path = Path(spec)
+    if not path.exists():
+        raise ValueError(f"--source {spec}: no such file or folder (or use sim)")
+    return FrameSeriesSource(path, fps=fps or 10.0, loop=loop, watch=watch)
+
+
+def nice_length(span: float) -> float:
+    """The largest 1, 2 or 5 x 10^k not above ``span`` (a scale bar's length)."""
+    if span <= 0:
+        return 0.0
+    k = math.floor(math.log10(span))
+    for m in (5, 2, 1):
+        if m * 10**k <= span:
+            return m * 10**k
+    return 10**k
+
+
+class StemProcessor:
+    """Frame -> panels ``raw``, ``denoised``, ``diff``; PSNR against ``meta["clean"]`` if any."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.channels = predictor.config.in_channels
+        self.scale = predictor.config.output_scale
+
+    def __call__(self, frame: Any) -> Processed:
+        from acquire.frame import monotonic_s
+
+        x = frame.image.astype(np.float32, copy=False)
+        if x.shape[2] != self.channels:
+            x = (np.repeat(x[..., :1], self.channels, axis=2) if self.channels > 1
+                 else x.mean(axis=2, keepdims=True))
+        t0 = monotonic_s()
+        y = self.predictor.predict(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        inference_ms = 1e3 * (monotonic_s() - t0)
+        denoised = y if y.ndim == 2 else (y[0] if y.shape[0] == 1 else y.transpose(1, 2, 0))
+        raw = x[..., 0] if x.shape[2] == 1 else x
+        if self.scale > 1:
+            raw = np.kron(raw, np.ones((self.scale, self.scale) + (1,) * (raw.ndim - 2),
+                                       np.float32))
+        panels = {"raw": raw, "denoised": denoised}
+        if raw.shape == denoised.shape:
+            panels["diff"] = denoised - raw
+        values: dict[str, float] = {}
+        clean = frame.meta.get("clean")
+        if clean is not None and clean[..., 0].shape == denoised.shape[:2]:
+            c = clean[..., 0]
+            peak = float(c.max()) or 1.0
+            for name, img in (("psnr_raw_db", raw), ("psnr_db", denoised)):
+                grey = img if img.ndim == 2 else img.mean(axis=2)
+                mse = float(np.mean((grey - c) ** 2))
+                values[name] = 10.0 * math.log10(peak**2 / max(mse, 1e-12))
+        return Processed(panels, values, inference_ms)
+
+
+def pixel_size_of(result: LiveResult, scale: int) -> tuple[float, str] | None:
+    """``(x size of one displayed pixel, unit)`` from the frame meta (None: unknown)."""
+    pixel = result.frame.meta.get("pixel_size")
+    if not pixel:
+        return None
+    return float(pixel[1]) / scale, str(pixel[2])
+
+
+def save_denoised(folder: Path, result: LiveResult, scale: int) -> Path:
+    """The denoised frame as float32 TIFF (with the pixel size, when known)."""
+    from mcnn.data.image_io import PixelSize, write_image
+
+    image = result.processed.panels["denoised"]
+    chw = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    pixel = result.frame.meta.get("pixel_size")
+    size = PixelSize(pixel[0] / scale, pixel[1] / scale, pixel[2]) if pixel else None
+    index = result.frame.meta.get("series_index", result.frame.index)
+    return write_image(Path(folder) / f"denoised_{int(index):06d}.tif", chw, size)
+
+
+class StemWindowParts:
+    """Viewer state beyond the panels: levels, scale bar, slider, save folder."""
+
+    def __init__(self, window: Any, source: Any, args: argparse.Namespace, scale: int) -> None:
+        import pyqtgraph as pg
+        from pyqtgraph.Qt import QtCore, QtWidgets
+
+        self.window, self.source, self.scale = window, source, scale
+        self.save_dir = args.save
+        grid = window.grid
+        grid.add_panel("raw", "raw", 0, 0)
+        grid.add_panel("denoised", "denoised", 0, 1)
+        names = ["raw", "denoised"]
+        if args.diff:
+            grid.add_panel("diff", "denoised - raw", 0, 2, levels=(-1.0, 1.0))
+            names.append("diff")
+        grid.link(*names)
+        self.fixed_levels = parse_levels(args.levels) if args.levels else None
+        self.levels_set = False
+        self.hist = pg.HistogramLUTItem(image=grid.items["denoised"])
+        grid.addItem(self.hist, row=1, col=len(names))
+        self.hist.sigLevelsChanged.connect(self._levels_changed)
+        self.bar: Any = None
+        self.play_button = window.add_button("pause", self.toggle_play)
+        window.add_button("save denoised", self.save_current)
+        self.slider: Any = None
+        if hasattr(source, "seek"):
+            self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+            self.slider.sliderMoved.connect(self._seek)
+            window.controls.addWidget(self.slider, stretch=1)
+
+    def _levels_changed(self, *_: object) -> None:
+        lo, hi = self.hist.getLevels()
+        for name in ("raw", "denoised"):
+            self.window.grid.set_levels(name, (lo, hi))
+
+    def _seek(self, value: int) -> None:
+        self.source.seek(int(value))
+
+    def toggle_play(self) -> None:
+        pipeline = self.window.pipeline
+        playing = self.source.playing if hasattr(self.source, "playing") else not pipeline.paused
+        if hasattr(self.source, "pause"):
+            self.source.pause() if playing else self.source.play()
+        else:
+            pipeline.pause() if playing else pipeline.resume()
+        self.play_button.setText("play" if playing else "pause")
+
+    def save_current(self) -> None:
+        result = self.window.last_result
+        if result is not None:
+            path = save_denoised(self.save_dir or Path("denoised"), result, self.scale)
+            self.window.stats_label.setText(f"saved {path}")
+
+    def show(self, result: LiveResult) -> None:
+        grid = self.window.grid
+        panels = result.processed.panels
+        if not self.levels_set:
+            lo, hi = self.fixed_levels or percentile_levels(panels["raw"])
+            self.hist.setLevels(lo, hi)
+            for name in ("raw", "denoised"):
+                grid.set_levels(name, (lo, hi))
+            if "diff" in grid.items:
+                grid.set_levels("diff", (-(hi - lo) / 2, (hi - lo) / 2))
+            self.levels_set = True
+        for name, image in panels.items():
+            if name in grid.items:
+                grid.set_image(name, image)
+        values = result.processed.values
+        if "psnr_db" in values:
+            grid.set_title("raw", f"raw  PSNR {values['psnr_raw_db']:.1f} dB")
+            grid.set_title("denoised", f"denoised  PSNR {values['psnr_db']:.1f} dB")
+        if self.bar is None:
+            self._add_scale_bar(result, panels["denoised"].shape[1])
+        if self.slider is not None:
+            self.slider.blockSignals(True)
+            self.slider.setRange(0, max(0, self.source.frame_count - 1))
+            self.slider.setValue(int(result.frame.meta.get("series_index", 0)))
+            self.slider.blockSignals(False)
+        if self.save_dir is not None:
+            save_denoised(self.save_dir, result, self.scale)
+
+    def _add_scale_bar(self, result: LiveResult, width_px: int) -> None:
+        import pyqtgraph as pg
+
+        pixel = pixel_size_of(result, self.scale)
+        if pixel is None:
+            self.bar = False
+            return
+        size, unit = pixel
+        length = nice_length(0.25 * width_px * size)
+        self.bar = pg.ScaleBar(size=length / size, suffix="")
+        self.bar.setParentItem(self.window.grid.views["denoised"])
+        self.bar.anchor((1, 1), (1, 1), offset=(-15, -15))
+        self.bar.text.setText(f"{length:g} {'µm' if unit == 'um' else unit}")
+
+
+def parse_levels(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--levels {text!r}: expected low,high") from None
+    if not hi > lo:
+        raise ValueError(f"--levels {text!r}: high must be greater than low")
+    return lo, hi
+
+
+def percentile_levels(image: np.ndarray) -> tuple[float, float]:
+    """0.5 / 99.5 percentiles: robust display levels of a frame."""
+    lo, hi = (float(v) for v in np.percentile(image, (0.5, 99.5)))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+
+    def body() -> int:
+        from acquire.sources.base import SourceError
+        from mcnn.infer import Predictor
+
+        if args.no_window and not args.frames:
+            raise ValueError("--no-window needs --frames N (how many frames to measure)")
+        if args.frames is not None and args.frames < 1:
+            raise ValueError(f"--frames {args.frames}: must be >= 1")
+        if args.levels:
+            parse_levels(args.levels)
+        predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+        source = build_source(args.source, args.fps, args.loop, args.watch)
+        scale = predictor.config.output_scale
+        pipeline = LivePipeline(source, StemProcessor(predictor))
+        values: list[dict[str, float]] = []
+        try:
+            if args.no_window:
+
+                def on_display(result: LiveResult) -> None:
+                    values.append(result.processed.values)
+                    if args.save is not None:
+                        save_denoised(args.save, result, scale)
+
+                stats = run_headless(pipeline, args.frames, warmup=args.warmup,
+                                     on_display=on_display)
+            else:
+                from apps.live.panels import LiveWindow, qt_app, run_window
+
+                qt_app()
+                window = LiveWindow(pipeline, lambda r: parts.show(r), title=PROG,
+                                    max_frames=args.frames)
+                parts = StemWindowParts(window, source, args, scale)
+                run_window(window, screenshot=args.screenshot)
+                stats = pipeline.stats()
+        except SourceError as exc:
+            raise ValueError(str(exc)) from None
+        finally:
+            pipeline.stop()
+        for key in ("psnr_raw_db", "psnr_db"):
+            got = [v[key] for v in values if key in v]
+            if got:
+                stats[f"{key}_mean"] = round(float(np.mean(got)), 3)
+        print(json.dumps(stats))
+        if stats.get("source_error"):
+            print(f"{PROG}: error: {stats['source_error']}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run_cli(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

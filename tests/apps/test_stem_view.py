@@ -1,0 +1,134 @@
+"""stem-view: raw and denoised panels, scale bar, saving float32 TIFFs, file series and the sim."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+
+from acquire.sources.series import FrameSeriesSource
+from apps.live import stem_view
+from mcnn.data.image_io import PixelSize, read_raw, write_image
+from mcnn.models import MCNN, ModelConfig
+from mcnn.weights import save_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stem") / "model.safetensors"
+    cfg = ModelConfig(in_channels=1, out_channels=1, output_scale=1, depth=2, base_width=4,
+                      max_width=8, branches=1)
+    save_model(MCNN(cfg), path)
+    return path
+
+
+@pytest.fixture
+def stack(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.random((5, 1, 32, 48)).astype(np.float32)
+    path = write_image(tmp_path / "series.tif", frames, PixelSize(0.02, 0.02, "um"))
+    return path, frames
+
+
+def corr(a, b):
+    a = a.astype(np.float64).ravel() - a.mean()
+    b = b.astype(np.float64).ravel() - b.mean()
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
+def test_a_stack_plays_frame_by_frame_and_every_denoised_frame_is_saved(checkpoint, stack,
+                                                                        tmp_path, capsys):
+    path, frames = stack
+    rc = stem_view.main([str(checkpoint), "--source", str(path), "--fps", "200", "--frames",
+                         "50", "--warmup", "0", "--no-window", "--device", "cpu", "--save",
+                         str(tmp_path / "out")])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["frames_read"] == 5 and out["source_error"] is None
+    saved = sorted((tmp_path / "out").glob("*.tif"))
+    # 200 fps in: a frame may be replaced before the model takes it (newest wins), never reordered
+    assert 3 <= len(saved) <= 5
+    assert {p.name for p in saved} <= {f"denoised_{i:06d}.tif" for i in range(5)}
+    raw = read_raw(saved[0])
+    assert raw.data.dtype == np.float32 and raw.data.shape == (32, 48)
+    assert raw.pixel_size is not None and raw.pixel_size.x == pytest.approx(0.02)
+
+
+def test_series_source_seek_while_paused(stack):
+    path, frames = stack
+    with FrameSeriesSource(path, fps=100) as source:
+        first = source.read_next(-1)
+        assert np.allclose(first.image[..., 0], frames[first.meta["series_index"], 0])
+        source.pause()
+        time.sleep(0.05)
+        last = source.read_next(-1).index
+        source.seek(3)
+        got = source.read_next(last)
+        assert got.meta["series_index"] == 3
+        assert np.allclose(got.image[..., 0], frames[3, 0])
+        assert got.meta["pixel_size"][1] == pytest.approx(0.02)
+    assert not source.is_open
+
+
+def test_window_shows_raw_and_denoised_with_a_scale_bar_and_saves(checkpoint, tmp_path):
+    from apps.live.panels import LiveWindow, grab_panel, qt_app
+    from apps.live.pipeline import LivePipeline
+    from mcnn.infer import Predictor
+
+    app = qt_app()
+    args = stem_view.build_parser().parse_args([
+        str(checkpoint), "--source", "sim:size=64x64,dose=2", "--diff",
+        "--save", str(tmp_path / "saved")])
+    source = stem_view.build_source(args.source, 60.0, False, False)
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    pipeline = LivePipeline(source, stem_view.StemProcessor(predictor))
+    window = LiveWindow(pipeline, lambda r: parts.show(r), title="t")
+    parts = stem_view.StemWindowParts(window, source, args, 1)
+    window.resize(900, 400)
+    window.show()
+    window.start()
+    try:
+        deadline = time.monotonic() + 30
+        while window.shown < 4 and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.002)
+        window.timer.stop()
+        app.processEvents()
+        result = window.last_result
+        panels = result.processed.panels
+        for name in ("raw", "denoised"):
+            grabbed = grab_panel(window.grid, name).mean(axis=2).astype(np.float32)
+            shown = cv2.resize(grabbed, (64, 64), interpolation=cv2.INTER_AREA)
+            assert corr(shown, np.clip(panels[name], *window.grid.levels[name])) > 0.8, name
+        assert "PSNR" in window.grid.titles["raw"].text
+        assert parts.bar.text.toPlainText().endswith("nm")
+        parts.toggle_play()
+        assert pipeline.paused  # the simulator has no pause of its own: the pipeline stops reading
+        parts.save_current()
+    finally:
+        window.close()
+    assert not source.is_open
+    saved = sorted((tmp_path / "saved").glob("*.tif"))
+    assert saved
+    data = tifffile.imread(saved[-1])
+    assert data.dtype == np.float32 and data.shape == (64, 64)
+
+
+def test_bad_source_is_a_one_line_user_error(checkpoint, capsys):
+    assert stem_view.main([str(checkpoint), "--source", "nowhere/", "--no-window",
+                           "--frames", "1"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert stem_view.main([str(checkpoint), "--source", "sim:dose=x", "--no-window",
+                           "--frames", "1"]) == 2
+
+
+def test_nice_scale_bar_lengths():
+    assert [stem_view.nice_length(v) for v in (0.9, 3.7, 12.0, 0.048)] == \
+        pytest.approx([0.5, 2.0, 10.0, 0.02])
