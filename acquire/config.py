@@ -86,6 +86,9 @@ class SimRigConfig(_Strict):
                          "full scale.")
     seed: int = Field(default=0, ge=0, description="Door texture and noise seed.")
     mirror: bool = Field(default=True, description="The camera sees the screen mirrored.")
+    transport: Literal["easy", "realistic"] = Field(
+        default="easy", description="Door light transport: easy (blurs) or realistic (a "
+        "Lambertian door lit by the screen as an area light).")
     door_roi: tuple[int, int, int, int] | None = Field(
         default=None, description="Door box (x, y, width, height) in camera pixels (default: "
         "the central 60 % x 70 %).")

@@ -74,6 +74,7 @@ class SimulatedRig(StreamingSource):
         self.noise_std = float(config.noise)
         self.seed = config.seed
         self.mirror = config.mirror
+        self.transport = config.transport
         self._small_wh = (int(internal_width), max(8, round(internal_width * rh / rw)))  # cv2 order
         self.blur_px = blur_px if blur_px is not None else 0.06 * self._small_wh[0]
         self.watch_hz = watch_hz or 2.0 * self.fps
@@ -129,7 +130,8 @@ class SimulatedRig(StreamingSource):
 
         self._physics = rig_physics((self._small_wh[1], self._small_wh[0]), seed=self.seed,
                                     blur_px=self.blur_px, noise_std=0.0,
-                                    photons_full_scale=None, mirror=self.mirror)
+                                    photons_full_scale=None, mirror=self.mirror,
+                                    transport=self.transport)
         self._torch = torch
         rng = np.random.default_rng(self.seed)
         h, w = self.size_hw

@@ -175,6 +175,17 @@ class ScreenRigConfig(_Strict):
     exposure_range: tuple[float, float] = Field(
         default=(0.7, 1.3), description="Per-example exposure gain drawn log-uniformly."
     )
+    transport: Literal["easy", "realistic"] = Field(
+        default="easy",
+        description="easy: Gaussian blurs of the screen; realistic: an sRGB area light lighting a "
+        "Lambertian door (cosine and inverse-square weights over the whole screen).",
+    )
+    distance_m: float = Field(default=0.5, gt=0, le=20, description="realistic: screen-door distance.")
+    door_angle_deg: float = Field(default=0.0, ge=-80, le=80, description="realistic: door tilt.")
+    occluder_x_m: float | None = Field(
+        default=None, description="realistic: an occluder edge at this x (m) casts a penumbra."
+    )
+    door_gain: float = Field(default=3.0, gt=0, le=100, description="realistic: exposure scale.")
 
     @model_validator(mode="after")
     def _ordered_exposures(self) -> ScreenRigConfig:
