@@ -37,8 +37,6 @@ from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
-
 from mcnn.data.image_io import (
     FrameStack,
     ImageFileError,
@@ -46,6 +44,8 @@ from mcnn.data.image_io import (
     RawImage,
     check_declared_size,
 )
+
+logger = logging.getLogger(__name__)
 
 EXTRA_HINT = 'pip install "mcnn-imaging[microscopy]"'
 
@@ -298,8 +298,57 @@ def _emi_metadata(ser: Path) -> dict:
         return {}
 
 
+def _is_velox(path: Path) -> bool:
+    """Velox EMD has a top-level ``Data`` group; Berkeley EMD has ``version_major`` attributes
+    and ``data/<name>/data`` groups (read with ncempy, which keeps the stored axis order:
+    rosettasciio transposes Berkeley 2-D data)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            return "Data" in h5 or "version_major" not in h5.attrs
+    except Exception:
+        return True  # let rosettasciio produce the error message
+
+
+def _open_berkeley(path: Path) -> FrameStack:
+    emd = _import(path, "ncempy.io.emd", "Berkeley EMD")
+    try:
+        f = emd.fileEMD(str(path), readonly=True)
+    except Exception as exc:
+        raise ImageFileError(f"{path}: not a readable Berkeley EMD file ({_first_line(exc)})") \
+            from None
+    try:
+        for group in f.list_emds:
+            data = group["data"]
+            if data.ndim in (2, 3) and min(data.shape[-2:]) > 1:
+                break
+        else:
+            raise ImageFileError(f"{path}: not an image (no 2-D or 3-D EMD data group)")
+        dims = [group[f"dim{i + 1}"] for i in range(data.ndim)]
+        step = [float(d[1] - d[0]) if d.shape[0] > 1 else 1.0 for d in dims[-2:]]
+        units = [d.attrs.get("units", b"") for d in dims[-2:]]
+        unit = units[-1].decode() if isinstance(units[-1], bytes) else str(units[-1])
+        pixel_size = canonical_pixel_size(step[0], step[1], unit)
+    except Exception as exc:
+        f.file_hdl.close()
+        if isinstance(exc, ImageFileError):
+            raise
+        raise ImageFileError(f"{path}: not a readable Berkeley EMD file ({_first_line(exc)})") \
+            from None
+    meta = {"format": "emd", "reader": "ncempy.io.emd", "source_file": str(path),
+            "signal": group.name.rsplit("/", 1)[-1]}
+    return FrameStack(path, data, "YX" if data.ndim == 2 else "NYX", pixel_size, meta,
+                      close=lambda: f.file_hdl.close())  # keeps f (which closes on GC) alive
+
+
 def read_rsciio(path: Path, max_pixels: int) -> RawImage:
     """DM3/DM4, Velox/Berkeley EMD or SER, decoded fully (use ``open_rsciio`` for series)."""
+    if path.suffix.lower() == ".emd" and not _is_velox(path):
+        with _open_berkeley(path) as stack:
+            check_declared_size(path, tuple(stack.data.shape), max_pixels)
+            return RawImage(np.asarray(stack.data[()]), path, stack.axes, stack.pixel_size,
+                            stack.meta)
     data, axes, pixel_size, meta = _rsciio_image(path)
     check_declared_size(path, tuple(data.shape), max_pixels)
     try:
@@ -311,6 +360,8 @@ def read_rsciio(path: Path, max_pixels: int) -> RawImage:
 
 
 def open_rsciio(path: Path) -> FrameStack:
+    if path.suffix.lower() == ".emd" and not _is_velox(path):
+        return _open_berkeley(path)
     data, axes, pixel_size, meta = _rsciio_image(path)
     return FrameStack(path, data, axes, pixel_size, meta)
 
