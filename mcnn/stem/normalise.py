@@ -36,7 +36,7 @@ class FrameUnits:
     offset_counts: float
     gain_counts_per_e: float
     dose_e_per_px: float
-    source: str  # "calibration", "estimated from the frame" or "assumed (gain 1, offset 0)"
+    source: str  # "calibration", "estimated from the frame" or "assumed (...)"
     dose_from: str  # "given" or "frame mean"
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,6 +64,11 @@ def frame_units(
             log.warning("no noise calibration and none could be estimated (%s): counts are taken "
                         "as electrons (gain 1, offset 0)", exc)
             offset, gain, source = 0.0, 1.0, "assumed (gain 1, offset 0)"
+            if float(np.mean(raw)) <= 0 or float(np.min(raw)) < 0:
+                # not raw counts (e.g. a dark-subtracted camera image): shift to start at 0
+                offset, source = float(np.min(raw)), "assumed (gain 1, offset = frame minimum)"
+                log.warning("frame values reach %.6g: not raw detector counts; shifted by the "
+                            "frame minimum, the dose is unknown (give --calibration)", offset)
     if dose_e_per_px is not None:
         if not dose_e_per_px > 0:
             raise ValueError(f"dose_e_per_px={dose_e_per_px}: must be > 0")

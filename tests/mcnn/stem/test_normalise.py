@@ -61,3 +61,11 @@ def test_warns_when_far_from_training():
     w = training_warnings(units, 60.0, data)
     assert len(w) == 2 and "dose 100" in w[0] and "3x the training pixel size" in w[1]
     assert training_warnings(FrameUnits(0, 1, 5.0, "c", "g"), 25.0, data) == []
+
+
+def test_frames_that_are_not_counts_are_shifted_with_a_warning(caplog):
+    raw = np.linspace(-50.0, 30.0, 64 * 64).reshape(64, 64)  # dark-subtracted, mean < 0
+    units = frame_units(raw)
+    assert units.source.startswith("assumed") and units.offset_counts == -50.0
+    assert to_model_units(raw, units).mean() == pytest.approx(1.0)
+    assert "not raw detector counts" in caplog.text
