@@ -551,7 +551,10 @@ def _open_tiff(path: Path) -> FrameStack:
             shape = (len(pages), *series.shape[-2:])
 
             def __getitem__(self, i: int) -> np.ndarray:
-                return pages[i].asarray()
+                page = pages[i]
+                if page is None:
+                    raise ImageFileError(f"{path}: frame {i} missing")
+                return page.asarray()
 
         return FrameStack(path, _Pages(), "NYX", pixel_size, meta, close=tif.close)
 

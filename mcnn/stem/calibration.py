@@ -171,6 +171,8 @@ def fit_noise(
         raise ValueError("no frames to calibrate on")
     same = len(arrays) >= 2 and all(a.shape == arrays[0].shape for a in arrays)
     means, variances = [], []
+    method: Literal["frame_pairs", "single_frame"]
+    offset_from: Literal["dark", "intercept"]
     if same:
         stack = np.stack(arrays)
         total = stack.sum(0)
