@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit gain/offset on the inputs' first frames (up to 16), save, and use it")
     p.add_argument("--dark", nargs="+", metavar="FILE",
                    help="dark frame(s) (beam blanked) for --save-calibration's offset")
+    p.add_argument("--adapt-steps", type=int, default=0, metavar="N",
+                   help="fine-tune on the inputs' first frames (up to 32) for N steps before "
+                   "denoising, without clean targets (self-supervised; default 0: off)")
+    p.add_argument("--adapt-loss", choices=["blind_spot", "noise2noise"], default="blind_spot",
+                   help="blind_spot (Noise2Self, single frames) or noise2noise (consecutive "
+                   "frames of one field)")
+    p.add_argument("--adapt-lr", type=float, default=1e-4, metavar="LR")
+    p.add_argument("--save-adapted", type=Path, metavar="FILE.safetensors",
+                   help="save the adapted model (with the original training data config)")
     p.add_argument("--output-units", choices=["counts", "electrons", "model"], default="counts")
     p.add_argument("--tile", type=int, metavar="N", help="tile size in px (multiple of 2**depth)")
     p.add_argument("--overlap", type=int, default=64, metavar="N", help="tile overlap, px")
@@ -95,6 +104,33 @@ def _calibrate(inputs: list[str], dark: list[str] | None, target: Path) -> Any:
              "%.3g counts -> %s", len(frames), cal.method, cal.gain_counts_per_e,
              cal.offset_counts, cal.read_noise_counts, target)
     return cal
+
+
+def _adapt(args: argparse.Namespace, predictor: Any, calibration: Any,
+           training: dict[str, Any] | None) -> None:
+    """Self-supervised fine-tuning on the inputs (``mcnn.stem.adapt``), saved when asked."""
+    from mcnn.data.series import FrameSeries
+    from mcnn.stem.adapt import adapt
+    from mcnn.stem.normalise import frame_units, to_model_units
+    from mcnn.weights import save_model
+
+    frames = []
+    for f in FrameSeries(args.inputs):
+        units = frame_units(f.image, calibration=calibration, dose_e_per_px=args.dose_e_per_px)
+        frames.append(to_model_units(f.image, units))
+        if len(frames) == 32:
+            break
+    history = adapt(predictor.model, frames, loss=args.adapt_loss, steps=args.adapt_steps,
+                    lr=args.adapt_lr, device=predictor.device)
+    log.info("adapted on %d frame(s) for %d steps (%s): loss %.4g -> %.4g", len(frames),
+             args.adapt_steps, args.adapt_loss, history[0], history[-1])
+    if args.save_adapted is not None:
+        args.save_adapted.parent.mkdir(parents=True, exist_ok=True)
+        save_model(predictor.model, args.save_adapted, training)
+        args.save_adapted.with_suffix(".adaptation.json").write_text(json.dumps({
+            "base": str(args.checkpoint), "loss": args.adapt_loss, "steps": args.adapt_steps,
+            "lr": args.adapt_lr, "frames": len(frames), "inputs": list(args.inputs),
+        }, indent=2) + "\n")
 
 
 def write_stack(path: Path, frames: Iterator[np.ndarray], n: int, shape: tuple[int, int],
@@ -221,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         elif sim.get("name") != "stem":
             log.warning("%s was trained on %r data, not STEM frames", args.checkpoint,
                         sim.get("name"))
+        if args.adapt_steps > 0:
+            _adapt(args, predictor, calibration, training)
         total = 0
         for f in files:
             with open_frames(f) as stack:

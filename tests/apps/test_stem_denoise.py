@@ -122,3 +122,21 @@ def test_user_errors_exit_2(run, tmp_path, capsys):
     assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
                               "--calibration", str(tmp_path / "bad.json")]) == 2
     assert "bad.json: not a noise calibration" in capsys.readouterr().err
+
+
+def test_adapt_on_the_inputs_and_save_the_adapted_model(run, tmp_path, capsys):
+    from mcnn.infer import Predictor
+
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "f.npy", rng.poisson(3.0, (2, 32, 32)).astype(np.float32))
+    saved = tmp_path / "adapted" / "model.safetensors"
+    rc = stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
+                            "--dose-e-per-px", "3", "--adapt-steps", "2",
+                            "--save-adapted", str(saved)])
+    assert rc == 0 and _summary(capsys)["frames"] == 2
+    adapted = Predictor.from_checkpoint(saved, device="cpu")
+    base = Predictor.from_checkpoint(run, device="cpu")
+    assert adapted.training_data == base.training_data
+    a = dict(adapted.model.named_parameters())
+    assert any(not torch.equal(p, a[n]) for n, p in base.model.named_parameters())
+    assert json.loads(saved.with_suffix(".adaptation.json").read_text())["steps"] == 2
