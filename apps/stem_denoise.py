@@ -207,10 +207,24 @@ def _scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
         k = 10 ** np.floor(np.log10(target))
         nice = max(m * k for m in (1, 2, 5) if m * k <= target)
         length_px = nice / pixel_size.x
-        label = f"{nice:g} {pixel_size.unit}"
+        label = _length_label(nice, pixel_size.unit)
     x0, y0 = w * 0.05, h * 0.92
     ax.plot([x0, x0 + length_px], [y0, y0], color="yellow", linewidth=3)
     ax.text(x0, y0 - h * 0.03, label, color="yellow", fontsize=8)
+
+
+def _length_label(value: float, unit: str) -> str:
+    """``2000 pm`` -> ``2 nm``: the unit that keeps the number between 1 and 1000."""
+    from mcnn.data.image_io import length_in
+
+    try:
+        nm = length_in(value, unit, "nm")
+    except ValueError:
+        return f"{value:g} {unit}"
+    for name, size_nm in (("pm", 1e-3), ("nm", 1.0), ("µm", 1e3), ("mm", 1e6)):
+        if nm / size_nm < 1000:
+            return f"{nm / size_nm:.3g} {name}"
+    return f"{nm * 1e-6:.3g} mm"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,5 +125,6 @@ def training_warnings(
         ratio = pixel_size_pm / trained_pm
         if not 1 / tolerance <= ratio <= tolerance:
             out.append(f"pixel size {pixel_size_pm:.4g} pm is {ratio:.2g}x the training pixel "
-                       f"size {trained_pm:.4g} pm (resample, or train with --pixel-size)")
+                       f"size {trained_pm:.4g} pm (resample the frame, or train with "
+                       f"--set data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
     return out

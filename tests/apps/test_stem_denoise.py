@@ -140,3 +140,10 @@ def test_adapt_on_the_inputs_and_save_the_adapted_model(run, tmp_path, capsys):
     a = dict(adapted.model.named_parameters())
     assert any(not torch.equal(p, a[n]) for n, p in base.model.named_parameters())
     assert json.loads(saved.with_suffix(".adaptation.json").read_text())["steps"] == 2
+
+
+def test_scale_bar_labels_use_a_readable_unit():
+    assert stem_denoise._length_label(2000.0, "pm") == "2 nm"
+    assert stem_denoise._length_label(500.0, "pm") == "500 pm"
+    assert stem_denoise._length_label(5000.0, "nm") == "5 µm"
+    assert stem_denoise._length_label(3.0, "1/nm") == "3 1/nm"
