@@ -147,3 +147,24 @@ def test_scale_bar_labels_use_a_readable_unit():
     assert stem_denoise._length_label(500.0, "pm") == "500 pm"
     assert stem_denoise._length_label(5000.0, "nm") == "5 µm"
     assert stem_denoise._length_label(3.0, "1/nm") == "3 1/nm"
+
+
+def test_save_calibration_fits_the_inputs_and_uses_it(run, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:96, 0:96]
+    clean = 1 + 0.8 * np.sin(xx / 4.0) * np.cos(yy / 5.0)
+    frames = (500 + 5.0 * rng.poisson(6.0 * clean, (6, 96, 96))).astype(np.float32)
+    np.save(tmp_path / "series.npy", frames)
+    dark = (500 + 2.0 * rng.standard_normal((96, 96))).astype(np.float32)
+    np.save(tmp_path / "dark.npy", dark)
+    cal_path = tmp_path / "noise.json"
+    rc = stem_denoise.main([str(run), str(tmp_path / "series.npy"), "-o", str(tmp_path / "o"),
+                            "--save-calibration", str(cal_path), "--dark",
+                            str(tmp_path / "dark.npy")])
+    assert rc == 0
+    summary = _summary(capsys)
+    cal = json.loads(cal_path.read_text())
+    assert cal["method"] == "frame_pairs" and cal["offset_from"] == "dark"
+    assert cal["gain_counts_per_e"] == pytest.approx(5.0, rel=0.05)
+    assert cal["offset_counts"] == pytest.approx(500.0, abs=0.5)
+    assert summary["calibration"]["gain_counts_per_e"] == cal["gain_counts_per_e"]
