@@ -13,10 +13,13 @@ suffix               library         what is read
 ``.h5``, ``.hdf5``   h5py            one dataset, named as ``file.h5#/group/dataset``
 ===================  ==============  =============================================================
 
+A file with several image signals (a Velox EMD with HAADF, DF and BF) gives its HAADF image, or
+the one named as ``file.emd#DF4`` (its title, or its index).
+
 Every reader returns a :class:`~mcnn.data.image_io.RawImage` with the stored dtype, axes ``YX`` or
-``NYX`` (navigation axes folded into ``N``), the pixel size **in the file's length unit, spelled
-canonically** (``pm``, ``nm``, ``um``; angstrom becomes nm, metres become nm; a non-length unit
-such as ``1/nm`` is kept as written) and, in ``meta``: ``format``, ``source_file``,
+``NYX`` (navigation axes folded into ``N``), the pixel size **with an honest unit**: lengths in
+``pm``, ``nm`` or ``um``, whichever keeps the value between 0.1 and 10^4 (12.7 pm, 3.14 nm; convert
+with ``PixelSize.to``), a non-length unit such as ``1/nm`` kept as written, and, in ``meta``: ``format``, ``source_file``,
 ``signal`` (title / detector name), ``detector``, ``dwell_time_s``, ``frame_time_s`` and
 ``acquisition_time`` (ISO 8601) where the file has them. A file holding no 2-D image (an EELS
 spectrum) is refused as "not an image"; a truncated or corrupt file is one line naming it.
@@ -233,11 +236,27 @@ def _describe(signal: dict) -> str:
     )
 
 
-def _pick_image(path: Path, signals: list[dict]) -> tuple[int, dict]:
-    for i, s in enumerate(signals):
-        sig_axes = [ax for ax in s["axes"] if not ax.get("navigate", False)]
-        if len(sig_axes) == 2:
+def _title(signal: dict) -> str:
+    return str((signal.get("metadata", {}).get("General", {}) or {}).get("title", "") or "")
+
+
+def _pick_image(path: Path, signals: list[dict], selector: str | None = None
+                ) -> tuple[int, dict]:
+    """The image signal named by ``selector`` (a title such as HAADF, or an index), else the
+    first HAADF image, else the first 2-D image."""
+    images = [(i, s) for i, s in enumerate(signals)
+              if len([ax for ax in s["axes"] if not ax.get("navigate", False)]) == 2]
+    if selector is not None:
+        for i, s in images:
+            if selector.lower() == _title(s).lower() or selector == str(i):
+                return i, s
+        names = ", ".join(f"{i}:{_title(s) or '?'}" for i, s in images) or "none"
+        raise ImageFileError(f"{path}: no image signal {selector!r}; the file has {names}")
+    for i, s in images:
+        if "haadf" in _title(s).lower():
             return i, s
+    if images:
+        return images[0]
     found = "; ".join(_describe(s) for s in signals) or "no data"
     raise ImageFileError(f"{path}: not an image (it holds a {found}); expected a 2-D image or a "
                          "stack of 2-D frames")
@@ -245,8 +264,10 @@ def _pick_image(path: Path, signals: list[dict]) -> tuple[int, dict]:
 
 def _rsciio_image(path: Path) -> tuple[Any, str, PixelSize | None, dict[str, Any]]:
     """(lazy array in (N,)H,W order, axes, pixel size, meta) of the first image signal."""
+    spec = path
+    path, selector = split_dataset(path)
     signals, fmt, what = _rsciio_signals(path)
-    index, s = _pick_image(path, signals)
+    index, s = _pick_image(spec, signals, selector)
     data = s["data"]
     axes = s["axes"]
     if len(axes) != data.ndim:
@@ -276,8 +297,7 @@ def _rsciio_image(path: Path) -> tuple[Any, str, PixelSize | None, dict[str, Any
         logger.debug("%s: metadata not understood (%s)", path, exc)
     meta["signal"] = str(title or meta.get("detector") or "")
     if len(signals) > 1:
-        meta["signals"] = [str((x.get("metadata", {}).get("General", {}) or {}).get("title", ""))
-                           for x in signals]
+        meta["signals"] = [_title(x) for x in signals]
     return data, ("NYX" if n > 1 else "YX"), pixel_size, meta
 
 
@@ -343,7 +363,8 @@ def _open_berkeley(path: Path) -> FrameStack:
 
 
 def read_rsciio(path: Path, max_pixels: int) -> RawImage:
-    """DM3/DM4, Velox/Berkeley EMD or SER, decoded fully (use ``open_rsciio`` for series)."""
+    """DM3/DM4, Velox/Berkeley EMD or SER, decoded fully (use ``open_rsciio`` for series).
+    ``file.emd#HAADF`` (a signal title, or its index) picks one of several signals."""
     if path.suffix.lower() == ".emd" and not _is_velox(path):
         with _open_berkeley(path) as stack:
             check_declared_size(path, tuple(stack.data.shape), max_pixels)

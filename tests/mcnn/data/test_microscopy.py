@@ -203,3 +203,18 @@ def test_reading_without_extra_is_one_line(tmp_path, monkeypatch):
     path.write_bytes(b"\x00" * 10)
     with pytest.raises(ImageFileError, match=r'a.dm3: .*pip install "mcnn-imaging\[microscopy\]"'):
         read_raw(path)
+
+
+@needs_shared
+def test_signal_selected_by_name_and_unknown_name_is_one_line():
+    raw = read_raw(f"{SHARED / 'Camera_Ceta_Imaging_Micro.emd'}#Ceta")
+    assert raw.data.shape == (512, 512)
+    with pytest.raises(ImageFileError, match=r"no image signal 'HAADF'; the file has 0:Ceta"):
+        read_raw(f"{SHARED / 'Camera_Ceta_Imaging_Micro.emd'}#HAADF")
+
+
+def test_microscope_suffixes_are_registered():
+    from mcnn.data.image_io import image_suffixes
+
+    assert {".dm3", ".dm4", ".emd", ".ser", ".mrc", ".h5", ".hdf5", ".tif", ".npy"} <= set(
+        image_suffixes())
