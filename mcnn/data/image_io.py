@@ -355,9 +355,10 @@ def list_images(folder: str | Path) -> list[Path]:
 # -- readers ----------------------------------------------------------------------------------------
 
 
-def _read_npy(path: Path, max_pixels: int) -> RawImage:
+def _npy_memmap(path: Path) -> tuple[np.ndarray, str]:
+    """The array memory-mapped (header read, no pixel) and its axes."""
     try:
-        header = np.load(path, mmap_mode="r", allow_pickle=False)  # header only, no pixel read
+        header = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise ImageFileError(f"{path}: not a readable .npy array ({exc})") from exc
     shape = header.shape
@@ -367,6 +368,12 @@ def _read_npy(path: Path, max_pixels: int) -> RawImage:
         axes = "YXC"
     else:
         axes = {2: "YX", 3: "NYX", 4: "NCYX"}.get(len(shape), "?" * len(shape))
+    return header, axes
+
+
+def _read_npy(path: Path, max_pixels: int) -> RawImage:
+    header, axes = _npy_memmap(path)
+    shape = header.shape
     frames = shape[:-1] if axes == "YXC" else shape[:1] + shape[2:] if axes == "NCYX" else shape
     check_declared_size(path, tuple(frames), max_pixels)
     data = np.array(header)
@@ -503,23 +510,13 @@ def _read_with_opencv(path: Path, max_pixels: int) -> RawImage:
 
 
 def _open_npy(path: Path) -> FrameStack:
-    raw = _read_npy_header(path)
-    return FrameStack(path, raw.data, raw.axes, None, raw.meta)
-
-
-def _read_npy_header(path: Path) -> RawImage:
-    try:
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:
-        raise ImageFileError(f"{path}: not a readable .npy array ({exc})") from exc
-    shape = data.shape
-    if len(shape) == 3 and shape[-1] in (1, 3, 4) and shape[0] > 4:
-        axes = "YXC"
-    else:
-        axes = {2: "YX", 3: "NYX"}.get(len(shape), "?")
-    if axes == "?":
-        raise ImageFileError(f"{path}: {len(shape)}-D array; expected (H, W) or (N, H, W) frames")
-    return RawImage(data, path, axes, meta={"format": "npy", "source_file": str(path)})
+    data, axes = _npy_memmap(path)
+    if axes == "NCYX" and data.shape[1] == 1:
+        data, axes = data[:, 0], "NYX"
+    if axes not in ("YX", "YXC", "NYX"):
+        raise ImageFileError(f"{path}: array of shape {data.shape}; expected (H, W) or (N, H, W) "
+                             "frames")
+    return FrameStack(path, data, axes, None, {"format": "npy", "source_file": str(path)})
 
 
 def _open_tiff(path: Path) -> FrameStack:

@@ -144,49 +144,43 @@ def _iso_from_epoch(value: Any) -> str | None:
     return _dt.datetime.fromtimestamp(f, tz=_dt.timezone.utc).isoformat()
 
 
+# Where each format keeps its times and detector (dotted key-path suffixes, first found wins),
+# and the factor to seconds. DM stores the dwell in microseconds; Velox and TIA in seconds.
+_META_KEYS: dict[str, dict[str, tuple[tuple[str, ...], float]]] = {
+    "dm": {"dwell_time_s": (("DigiScan.Sample Time",), 1e-6),
+           "frame_time_s": (("Acquisition.Parameters.High Level.Exposure (s)",), 1.0),
+           "detector": (("Temp-Tags.Detector", "DigiScan.Signal Name", "DataBar.Device Name"), 0)},
+    "velox": {"dwell_time_s": (("Scan.DwellTime",), 1.0),
+              "frame_time_s": (("Scan.FrameTime",), 1.0),
+              "acquisition_time": (("AcquisitionStartDatetime.DateTime",), 0),
+              "detector": (("BinaryResult.Detector",), 0)},
+    "tia": {"dwell_time_s": (("AcquireInfo.DwellTimePath", "Dwell time_s"), 1.0),
+            "frame_time_s": (("AcquireInfo.FrameTime",), 1.0),
+            "acquisition_time": (("ser_header_parameters.Time",), 0),
+            "detector": (("ExperimentalDescription.Detector", "DetectorName", "Detector"), 0)},
+}
+
+
 def _time_meta(fmt: str, md: dict, om: dict) -> dict[str, Any]:
-    """dwell_time_s, frame_time_s, acquisition_time and detector, where the file has them."""
+    """dwell_time_s, frame_time_s, acquisition_time (ISO 8601) and detector, where the file has
+    them (``_META_KEYS``)."""
     out: dict[str, Any] = {}
-    general = md.get("General", {}) if isinstance(md, dict) else {}
+    for name, (keys, to_s) in _META_KEYS.get(fmt, {}).items():
+        value = _find(om, *keys)
+        if name == "detector":
+            converted: Any = str(value) if value is not None else None
+        elif name == "acquisition_time":
+            converted = _iso_from_epoch(value)  # Velox and TIA store Unix seconds
+        else:
+            f = _float(value)
+            converted = f * to_s if f else None
+        if converted:
+            out[name] = converted
     if fmt == "dm":
-        dwell_us = _float(_find(om, "DigiScan.Sample Time"))
-        if dwell_us:
-            out["dwell_time_s"] = dwell_us * 1e-6
-        exposure = _float(_find(om, "Acquisition.Parameters.High Level.Exposure (s)"))
-        if exposure:
-            out["frame_time_s"] = exposure
         date, time = _find(om, "DataBar.Acquisition Date"), _find(om, "DataBar.Acquisition Time")
         if date and time:
             out["acquisition_time"] = _parse_dm_time(str(date), str(time))
-        detector = _find(om, "Temp-Tags.Detector", "DigiScan.Signal Name", "DataBar.Device Name")
-        if detector:
-            out["detector"] = str(detector)
-    elif fmt == "velox":
-        dwell = _float(_find(om, "Scan.DwellTime"))
-        if dwell:
-            out["dwell_time_s"] = dwell
-        frame = _float(_find(om, "Scan.FrameTime"))
-        if frame:
-            out["frame_time_s"] = frame
-        stamp = _iso_from_epoch(_find(om, "AcquisitionStartDatetime.DateTime"))
-        if stamp:
-            out["acquisition_time"] = stamp
-        detector = _find(om, "BinaryResult.Detector")
-        if detector:
-            out["detector"] = str(detector)
-    elif fmt == "tia":
-        stamp = _iso_from_epoch(_find(om, "ser_header_parameters.Time"))
-        if stamp:
-            out["acquisition_time"] = stamp
-        dwell = _float(_find(om, "AcquireInfo.DwellTimePath", "Dwell time_s"))
-        if dwell:
-            out["dwell_time_s"] = dwell
-        frame = _float(_find(om, "AcquireInfo.FrameTime"))
-        if frame:
-            out["frame_time_s"] = frame
-        detector = _find(om, "ExperimentalDescription.Detector", "DetectorName", "Detector")
-        if detector:
-            out["detector"] = str(detector)
+    general = md.get("General", {}) if isinstance(md, dict) else {}
     if "acquisition_time" not in out and general.get("date"):
         out["acquisition_time"] = f"{general['date']}T{general.get('time', '00:00:00')}"
     return out
