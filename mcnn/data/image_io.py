@@ -35,6 +35,7 @@ imports its library inside the function; the policy, layout rule and errors are 
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -67,6 +68,40 @@ class PixelSize:
         """The pixel size after resampling by ``factor`` (2: twice as many pixels, half as big)."""
         return PixelSize(self.y / factor, self.x / factor, self.unit)
 
+    def to(self, unit: str) -> PixelSize:
+        """The same size in another length unit ("pm", "nm", "um", "mm", "m", "A")."""
+        return PixelSize(length_in(self.y, self.unit, unit), length_in(self.x, self.unit, unit), unit)
+
+    def __str__(self) -> str:
+        if math.isclose(self.y, self.x, rel_tol=1e-6):
+            return f"{self.x:.4g} {self.unit}"
+        return f"{self.y:.4g} x {self.x:.4g} {self.unit} (y x)"
+
+
+_UNIT_NM = {"pm": 1e-3, "nm": 1.0, "a": 0.1, "å": 0.1, "angstrom": 0.1, "um": 1e3, "µm": 1e3,
+            "μm": 1e3, "micron": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9, "inch": 2.54e7}
+
+
+def length_in(value: float, unit: str, to: str) -> float:
+    """``value`` in length ``unit`` expressed in ``to``; a non-length unit is a ValueError."""
+    try:
+        return value * _UNIT_NM[unit.strip().lower()] / _UNIT_NM[to.strip().lower()]
+    except KeyError:
+        raise ValueError(f"cannot convert {unit!r} to {to!r}: expected lengths in "
+                         f"{', '.join(sorted(_UNIT_NM))}") from None
+
+
+def parse_length(text: str, default_unit: str = "nm") -> tuple[float, str]:
+    """``"10pm"``, ``"0.5 nm"``, ``"12"`` -> (value, unit); the unit must be a length."""
+    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([A-Za-zµμÅå]*)\s*", text)
+    if not m:
+        raise ValueError(f"{text!r}: expected a length such as 10pm or 0.2nm")
+    value, unit = float(m.group(1)), (m.group(2) or default_unit)
+    length_in(1.0, unit, "nm")  # validates the unit
+    if not value > 0:
+        raise ValueError(f"{text!r}: a length must be > 0")
+    return value, unit
+
 
 @dataclass
 class RawImage:
@@ -84,17 +119,87 @@ class RawImage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class FrameStack:
+    """Frames of one file kept on disk: ``frame(i)`` reads one ``(H, W)`` frame as stored.
+
+    ``data`` is anything indexable with ``.shape`` (a memory map, an HDF5 dataset, a dask array, or
+    an in-memory array for formats without a lazy opener) laid out as ``axes`` (``YX``, ``NYX``;
+    colour ``YXC``/``NYXC`` frames are given as ``(H, W, C)``). ``close()`` releases the file.
+    """
+
+    def __init__(self, path: Path, data: Any, axes: str, pixel_size: PixelSize | None,
+                 meta: dict[str, Any], close: Callable[[], None] | None = None) -> None:
+        self.path, self.data, self.axes = path, data, axes
+        self.pixel_size, self.meta = pixel_size, meta
+        self._close = close
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0]) if self.axes.startswith("N") else 1
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in (self.data.shape[1:] if self.axes.startswith("N")
+                                      else self.data.shape))
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` (0-based) as stored; raises ``ImageFileError`` if it cannot be read."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.path}: frame {index} of {len(self)}")
+        try:
+            a = self.data[index] if self.axes.startswith("N") else self.data[...]
+            if hasattr(a, "compute"):
+                a = a.compute()
+            return np.array(a)
+        except Exception as exc:
+            raise ImageFileError(f"{self.path}: frame {index} unreadable, the file may be "
+                                 f"truncated ({type(exc).__name__}: {exc})") from None
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self) -> FrameStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 Reader = Callable[[Path, int], RawImage]
+FrameOpener = Callable[[Path], FrameStack]
 _READERS: dict[str, Reader] = {}
+_OPENERS: dict[str, FrameOpener] = {}
 
 
-def register_reader(suffixes: Iterable[str], fn: Reader) -> None:
-    """Read files with these suffixes (".tif", case-insensitive) with ``fn(path, max_pixels)``."""
+def register_reader(
+    suffixes: Iterable[str], fn: Reader, frames: FrameOpener | None = None
+) -> None:
+    """Read files with these suffixes (".tif", case-insensitive) with ``fn(path, max_pixels)``.
+
+    ``frames(path) -> FrameStack`` opens the file lazily for series (``open_frames``); without it
+    a series reads the whole file with ``fn``.
+    """
     for suffix in suffixes:
         s = suffix.lower()
         if not s.startswith("."):
             raise ValueError(f"suffix {suffix!r} must start with a dot")
         _READERS[s] = fn
+        if frames is not None:
+            _OPENERS[s] = frames
+        else:
+            _OPENERS.pop(s, None)
+
+
+def _resolve(path: str | Path) -> tuple[Path, Path]:
+    """(path as given, file on disk): ``data.h5#/group/ds`` names a dataset inside ``data.h5``."""
+    path = Path(path)
+    text = str(path)
+    if "#" in text:
+        file_part = Path(text.split("#", 1)[0])
+        if file_part.suffix.lower() in _READERS:
+            return path, file_part
+    return path, path
 
 
 def image_suffixes() -> tuple[str, ...]:
@@ -104,15 +209,39 @@ def image_suffixes() -> tuple[str, ...]:
 
 def read_raw(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> RawImage:
     """Read one file as stored; raises ``ImageFileError`` (one line naming the file) on failure."""
-    path = Path(path)
-    reader = _READERS.get(path.suffix.lower())
+    path, file = _resolve(path)
+    reader = _READERS.get(file.suffix.lower())
     if reader is None:
         raise ImageFileError(
             f"{path}: unsupported file type; expected one of {', '.join(image_suffixes())}"
         )
-    if not path.is_file():
-        raise ImageFileError(f"{path}: no such file")
+    if not file.is_file():
+        raise ImageFileError(f"{file}: no such file")
     return reader(path, max_pixels)
+
+
+def open_frames(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> FrameStack:
+    """Open one file as frames kept on disk where the format allows (MRC, NPY, TIFF, HDF5, DM,
+    EMD, SER); other formats are read whole. Close it (or use ``with``) when done."""
+    path, file = _resolve(path)
+    suffix = file.suffix.lower()
+    if suffix not in _READERS:
+        raise ImageFileError(
+            f"{path}: unsupported file type; expected one of {', '.join(image_suffixes())}"
+        )
+    if not file.is_file():
+        raise ImageFileError(f"{file}: no such file")
+    opener = _OPENERS.get(suffix)
+    if opener is not None:
+        stack = opener(path)
+        check_declared_size(path, stack.frame_shape[:2], max_pixels)
+        return stack
+    raw = _READERS[suffix](path, max_pixels)
+    axes = raw.axes
+    data = raw.data
+    if axes == "NCYX":
+        data, axes = np.moveaxis(data, 1, -1), "NYXC"
+    return FrameStack(path, data, axes, raw.pixel_size, raw.meta)
 
 
 def check_declared_size(path: Path, shape: tuple[int, ...], max_pixels: int) -> None:
@@ -226,9 +355,10 @@ def list_images(folder: str | Path) -> list[Path]:
 # -- readers ----------------------------------------------------------------------------------------
 
 
-def _read_npy(path: Path, max_pixels: int) -> RawImage:
+def _npy_memmap(path: Path) -> tuple[np.ndarray, str]:
+    """The array memory-mapped (header read, no pixel) and its axes."""
     try:
-        header = np.load(path, mmap_mode="r", allow_pickle=False)  # header only, no pixel read
+        header = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise ImageFileError(f"{path}: not a readable .npy array ({exc})") from exc
     shape = header.shape
@@ -238,6 +368,12 @@ def _read_npy(path: Path, max_pixels: int) -> RawImage:
         axes = "YXC"
     else:
         axes = {2: "YX", 3: "NYX", 4: "NCYX"}.get(len(shape), "?" * len(shape))
+    return header, axes
+
+
+def _read_npy(path: Path, max_pixels: int) -> RawImage:
+    header, axes = _npy_memmap(path)
+    shape = header.shape
     frames = shape[:-1] if axes == "YXC" else shape[:1] + shape[2:] if axes == "NCYX" else shape
     check_declared_size(path, tuple(frames), max_pixels)
     data = np.array(header)
@@ -373,9 +509,75 @@ def _read_with_opencv(path: Path, max_pixels: int) -> RawImage:
     return RawImage(a, path, "YXC", meta=meta)
 
 
-register_reader((".npy",), _read_npy)
-register_reader((".tif", ".tiff"), _read_tiff)
+def _open_npy(path: Path) -> FrameStack:
+    data, axes = _npy_memmap(path)
+    if axes == "NCYX" and data.shape[1] == 1:
+        data, axes = data[:, 0], "NYX"
+    if axes not in ("YX", "YXC", "NYX"):
+        raise ImageFileError(f"{path}: array of shape {data.shape}; expected (H, W) or (N, H, W) "
+                             "frames")
+    return FrameStack(path, data, axes, None, {"format": "npy", "source_file": str(path)})
+
+
+def _open_tiff(path: Path) -> FrameStack:
+    """A TIFF stack frame by frame: a memory map when the pixels are stored contiguously and
+    uncompressed, otherwise one page per frame."""
+    import tifffile
+
+    try:
+        tif = tifffile.TiffFile(path)
+        series = tif.series[0]
+        axes = series.axes.upper()
+        pixel_size = _tiff_pixel_size(tif)
+    except Exception as exc:
+        raise ImageFileError(f"{path}: not a readable TIFF ({exc})") from exc
+    meta = {"format": "tiff", "tiff_axes": axes, "source_file": str(path)}
+    frame_axes = [a for a in axes if a not in "YXS"]
+    if "S" in axes or axes[-2:] != "YX" or len(frame_axes) > 1 or len(series.pages) < 2:
+        tif.close()
+        raw = _read_tiff(path, MAX_PIXELS)
+        return FrameStack(path, raw.data, raw.axes, raw.pixel_size, raw.meta)
+    try:
+        data: Any = tifffile.memmap(path, mode="r")
+        tif.close()
+        return FrameStack(path, data.reshape((-1, *data.shape[-2:])), "NYX", pixel_size, meta)
+    except Exception:
+        pages = series.pages
+
+        class _Pages:
+            shape = (len(pages), *series.shape[-2:])
+
+            def __getitem__(self, i: int) -> np.ndarray:
+                page = pages[i]
+                if page is None:
+                    raise ImageFileError(f"{path}: frame {i} missing")
+                return page.asarray()
+
+        return FrameStack(path, _Pages(), "NYX", pixel_size, meta, close=tif.close)
+
+
+register_reader((".npy",), _read_npy, _open_npy)
+register_reader((".tif", ".tiff"), _read_tiff, _open_tiff)
 register_reader((".png", ".jpg", ".jpeg", ".bmp", ".webp", ".pgm", ".ppm"), _read_with_opencv)
+
+
+def _microscopy(suffixes: tuple[str, ...]) -> None:
+    """Register a microscope format whose reader lives in ``mcnn.data.microscopy`` (imported on
+    first use, so that ``import mcnn`` loads no file-format library)."""
+
+    def entry(kind: int) -> Any:
+        def call(*args: Any) -> Any:
+            from mcnn.data import microscopy
+
+            return microscopy.READERS[suffixes][kind](*args)
+
+        return call
+
+    register_reader(suffixes, entry(0), entry(1))
+
+
+for _group in ((".dm3", ".dm4", ".emd", ".ser"), (".mrc", ".mrcs"), (".h5", ".hdf5")):
+    _microscopy(_group)
 
 
 # -- writing ----------------------------------------------------------------------------------------

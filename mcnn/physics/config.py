@@ -109,17 +109,36 @@ class DefocusConfig(_Strict):
 
 
 class StemConfig(_Strict):
-    """Low-dose HAADF STEM denoising: input = counts / dose, target = clean image (mean 1)."""
+    """Low-dose HAADF STEM denoising: input = counts / dose, target = clean image (mean 1).
+
+    Lengths can be physical: with ``pixel_size_pm`` set, ``spacing_pm_range`` and
+    ``atom_sigma_pm_range`` (when given) replace the ``_px`` ranges, converted with the pixel size,
+    so one config trains for a user's microscope (``--set data.simulator.pixel_size_pm=10``). The
+    pixel size is stored with the checkpoint; ``stem-denoise`` warns when a frame's differs.
+    Input SNR (``mcnn.physics.stem.snr_db``) is ``10 log10(E[clean^2] / E[(input - clean)^2])``,
+    about ``10 log10(1.5 * dose)``: doses 1-10 e/px give +1.7 to +11.7 dB; the paper's +5 to -12 dB
+    needs about 0.04-2.2 e/px (``configs/denoise-stem-lowdose.yaml``).
+    """
 
     name: Literal["stem"] = "stem"
     dose_e_per_px_range: tuple[float, float] = Field(
         default=(1.0, 10.0), description="Electron dose per pixel, drawn log-uniformly per example."
     )
+    pixel_size_pm: float | None = Field(
+        default=None, gt=0, le=1e5,
+        description="Pixel size the frames represent, pm; enables the _pm ranges.",
+    )
     spacing_px_range: tuple[float, float] = Field(
         default=(6.0, 14.0), description="Nearest-neighbour column spacing, px."
     )
+    spacing_pm_range: tuple[float, float] | None = Field(
+        default=None, description="Column spacing, pm (needs pixel_size_pm; replaces the px range)."
+    )
     atom_sigma_px_range: tuple[float, float] = Field(
         default=(0.8, 2.0), description="Gaussian sigma of an atom column seen by the probe, px."
+    )
+    atom_sigma_pm_range: tuple[float, float] | None = Field(
+        default=None, description="Probe-blurred column sigma, pm (needs pixel_size_pm)."
     )
     vacancy_fraction_max: float = Field(default=0.05, ge=0, le=0.5, description="Empty columns.")
     dopant_fraction_max: float = Field(default=0.02, ge=0, le=0.5, description="Heavier columns.")
@@ -138,13 +157,47 @@ class StemConfig(_Strict):
     detector_noise_e: float = Field(
         default=0.0, ge=0, le=100, description="Gaussian detector noise std, electrons per px."
     )
+    row_offset_e: float = Field(
+        default=0.0, ge=0, le=100,
+        description="Std of a per-row offset (scan-line flicker), electrons per px.",
+    )
+    hot_pixel_fraction: float = Field(
+        default=0.0, ge=0, le=0.05, description="Pixels stuck bright (5-20x the dose), per frame."
+    )
+    dead_pixel_fraction: float = Field(
+        default=0.0, ge=0, le=0.05, description="Pixels that count nothing, per frame."
+    )
+
+    def px_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(spacing, atom sigma) ranges in px, from the pm ranges when a pixel size is set."""
+        spacing, sigma = self.spacing_px_range, self.atom_sigma_px_range
+        if self.pixel_size_pm is not None:
+            p = self.pixel_size_pm
+            if self.spacing_pm_range is not None:
+                spacing = (self.spacing_pm_range[0] / p, self.spacing_pm_range[1] / p)
+            if self.atom_sigma_pm_range is not None:
+                sigma = (self.atom_sigma_pm_range[0] / p, self.atom_sigma_pm_range[1] / p)
+        return spacing, sigma
 
     @model_validator(mode="after")
     def _ordered_ranges(self) -> StemConfig:
-        for name in ("dose_e_per_px_range", "spacing_px_range", "atom_sigma_px_range"):
-            lo, hi = getattr(self, name)
+        for name in ("dose_e_per_px_range", "spacing_px_range", "atom_sigma_px_range",
+                     "spacing_pm_range", "atom_sigma_pm_range"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            lo, hi = value
             if not 0 < lo <= hi:
                 raise ValueError(f"{name} must satisfy 0 < low <= high, got ({lo}, {hi})")
+            if name.endswith("_pm_range") and self.pixel_size_pm is None:
+                raise ValueError(f"{name} ({lo}, {hi}) needs pixel_size_pm to convert it to px")
+        spacing, sigma = self.px_ranges()
+        if not (spacing[0] >= 1.5 and spacing[1] <= 512):
+            raise ValueError(f"spacing of {spacing[0]:.3g}-{spacing[1]:.3g} px (spacing_pm_range "
+                             f"/ pixel_size_pm={self.pixel_size_pm}) must be within 1.5-512 px")
+        if not (sigma[0] >= 0.2 and sigma[1] <= 64):
+            raise ValueError(f"atom sigma of {sigma[0]:.3g}-{sigma[1]:.3g} px (atom_sigma_pm_range "
+                             f"/ pixel_size_pm={self.pixel_size_pm}) must be within 0.2-64 px")
         return self
 
 

@@ -25,6 +25,32 @@ from mcnn.physics.functional import gaussian_blur, uniform
 from mcnn.physics.noise import poisson_counts, read_noise
 
 
+def snr_db(clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """Input SNR in dB per example, the one definition used everywhere:
+    ``10 log10(mean(clean^2) / mean((noisy - clean)^2))`` over each ``(C, H, W)``.
+
+    For a mean-1 clean scan at ``dose`` e/px with Poisson noise this is about
+    ``10 log10(mean(clean^2) * dose)`` (``expected_snr_db``)."""
+    dims = tuple(range(1, clean.ndim))
+    signal = clean.double().pow(2).mean(dim=dims)
+    noise = (noisy.double() - clean.double()).pow(2).mean(dim=dims).clamp_min(1e-30)
+    return (10 * torch.log10(signal / noise)).float()
+
+
+def expected_snr_db(clean: torch.Tensor, dose_e_per_px: float | torch.Tensor) -> torch.Tensor:
+    """The SNR (``snr_db``) that Poisson noise alone gives at ``dose``: noise power
+    ``mean(clean) / dose``."""
+    dims = tuple(range(1, clean.ndim))
+    d = torch.as_tensor(dose_e_per_px, dtype=torch.float64)
+    signal = clean.double().pow(2).mean(dim=dims)
+    return (10 * torch.log10(signal * d / clean.double().mean(dim=dims))).float()
+
+
+def dose_for_snr_db(snr: float, signal_power: float = 1.5) -> float:
+    """Dose (e/px) at which a mean-1 scan with ``mean(clean^2) = signal_power`` has ``snr`` dB."""
+    return 10 ** (snr / 10) / signal_power
+
+
 def splat(points: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinearly deposit ``weights`` ``(B, S)`` at ``points`` ``(B, S, 2)`` (x, y in px) on a grid.
 
@@ -69,7 +95,8 @@ class StemAdfSimulator(Simulator):
         c = self.config
         h, w = size
         diag = math.hypot(h, w)
-        n_side = math.ceil(diag / (0.8 * c.spacing_px_range[0])) + 1
+        spacing_range, _ = c.px_ranges()
+        n_side = math.ceil(diag / (0.8 * spacing_range[0])) + 1
         ij = torch.arange(-n_side, n_side + 1, dtype=torch.float32)
         ii, jj = torch.meshgrid(ij, ij, indexing="ij")
         ii, jj = ii.flatten().view(1, -1), jj.flatten().view(1, -1)
@@ -81,7 +108,7 @@ class StemAdfSimulator(Simulator):
         used[:, 0] = True
         points, weights = [], []
         for g in range(n_grain):
-            spacing = uniform(batch, *c.spacing_px_range, generator).view(batch, 1)
+            spacing = uniform(batch, *spacing_range, generator).view(batch, 1)
             ratio = uniform(batch, 1.0, 1.4, generator).view(batch, 1)
             theta = uniform(batch, 0.0, math.pi, generator).view(batch, 1)
             gamma = torch.where(
@@ -127,7 +154,7 @@ class StemAdfSimulator(Simulator):
     ) -> torch.Tensor:
         """Clean scans ``(B, 1, H, W)`` normalised to mean 1."""
         c = self.config
-        sigma = uniform(batch, *c.atom_sigma_px_range, generator)
+        sigma = uniform(batch, *c.px_ranges()[1], generator)
         impulses = self.lattice(batch, size, generator)
         columns = torch.cat(
             [gaussian_blur(impulses[i : i + 1], float(sigma[i])) for i in range(batch)]
@@ -169,10 +196,23 @@ class StemAdfSimulator(Simulator):
     def forward(
         self, clean: torch.Tensor, dose_e_per_px: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
-        """Noisy measurement in target units: ``Poisson(dose * clean) / dose`` (+ detector noise)."""
+        """Noisy measurement in target units: ``Poisson(dose * clean) / dose`` (+ detector noise,
+        row offsets, hot and dead pixels when configured; each drawn per frame)."""
+        c = self.config
         counts = poisson_counts(clean, dose_e_per_px, generator)
-        counts = read_noise(counts, self.config.detector_noise_e, generator)  # electrons
-        return counts / dose_e_per_px.view(-1, 1, 1, 1)
+        counts = read_noise(counts, c.detector_noise_e, generator)  # electrons
+        b, ch, h, w = counts.shape
+        if c.row_offset_e > 0:
+            counts = counts + c.row_offset_e * torch.randn(b, ch, h, 1, generator=generator)
+        dose = dose_e_per_px.view(-1, 1, 1, 1)
+        if c.hot_pixel_fraction > 0:
+            hot = torch.rand(counts.shape, generator=generator) < c.hot_pixel_fraction
+            level = uniform(b, 5.0, 20.0, generator).view(-1, 1, 1, 1) * dose
+            counts = torch.where(hot, level.expand_as(counts), counts)
+        if c.dead_pixel_fraction > 0:
+            dead = torch.rand(counts.shape, generator=generator) < c.dead_pixel_fraction
+            counts = counts.masked_fill(dead, 0.0)
+        return counts / dose
 
     def sample(
         self,

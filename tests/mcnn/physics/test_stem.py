@@ -92,3 +92,66 @@ def test_same_generator_same_pair_and_different_seed_different_pair() -> None:
 def test_config_names_a_reversed_range() -> None:
     with pytest.raises(ValueError, match=r"dose_e_per_px_range must satisfy 0 < low <= high"):
         StemConfig(dose_e_per_px_range=(10.0, 1.0))
+
+
+# -- physical units, SNR and detector defects -------------------------------------------------------
+
+from mcnn.physics.stem import dose_for_snr_db, expected_snr_db, snr_db  # noqa: E402
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_pm_ranges_convert_with_the_pixel_size():
+    cfg = StemConfig(pixel_size_pm=20.0, spacing_pm_range=(200.0, 300.0),
+                     atom_sigma_pm_range=(30.0, 40.0))
+    assert cfg.px_ranges() == ((10.0, 15.0), (1.5, 2.0))
+    with pytest.raises(ValueError, match="spacing_pm_range .* needs pixel_size_pm"):
+        StemConfig(spacing_pm_range=(200.0, 300.0))
+    with pytest.raises(ValueError, match="must be within 1.5-512 px"):
+        StemConfig(pixel_size_pm=500.0, spacing_pm_range=(200.0, 300.0))
+
+
+def test_pm_spacing_sets_the_lattice_period_in_px():
+    fixed = dict(max_grains=1, vacancy_fraction_max=0.0, dopant_fraction_max=0.0,
+                 background_max=0.0, scan_jitter_px=0.0, drift_px_max=0.0)
+    a = StemAdfSimulator(StemConfig(pixel_size_pm=10.0, spacing_pm_range=(80.0, 80.0), **fixed))
+    b = StemAdfSimulator(StemConfig(pixel_size_pm=20.0, spacing_pm_range=(80.0, 80.0), **fixed))
+    na = a.lattice(1, (64, 64), _gen()).gt(0.05).sum()
+    nb = b.lattice(1, (64, 64), _gen()).gt(0.05).sum()
+    assert 2.5 < float(nb) / float(na) < 6  # twice the pixel size: ~4x the columns in the frame
+
+
+def test_snr_is_defined_once_and_matches_poisson_at_the_dose():
+    sim = StemAdfSimulator(StemConfig(dose_e_per_px_range=(0.05, 0.05)))
+    content = ProceduralContent()
+    clean = sim.clean(4, (64, 64), _gen(1), content)
+    noisy = sim(clean, torch.full((4,), 0.05), _gen(2))
+    measured, expected = snr_db(clean, noisy), expected_snr_db(clean, 0.05)
+    assert torch.allclose(measured, expected, atol=0.4)
+    assert -12 < float(measured.mean()) < -8  # the paper's low end (-10 dB) is ~0.05 e/px
+    assert dose_for_snr_db(5.0, 1.5) == pytest.approx(2.108, rel=1e-3)
+
+
+def test_counts_variance_is_mean_times_gain():
+    sim = StemAdfSimulator()
+    clean = torch.full((1, 1, 256, 256), 1.0)
+    x = sim(clean, torch.tensor([4.0]), _gen(3))  # counts / dose
+    gain = 3.0
+    counts = gain * x * 4.0
+    assert float(counts.var()) == pytest.approx(float(counts.mean()) * gain, rel=0.03)
+
+
+def test_row_offsets_hot_and_dead_pixels():
+    cfg = StemConfig(row_offset_e=2.0, hot_pixel_fraction=0.01, dead_pixel_fraction=0.01)
+    sim = StemAdfSimulator(cfg)
+    clean = torch.full((2, 1, 128, 128), 1.0)
+    x = sim(clean, torch.tensor([5.0, 5.0]), _gen(4))
+    hot = (x >= 5.0).float().mean()
+    dead = (x == 0).float().mean()
+    assert 0.005 < float(hot) < 0.02 and float(dead) > 0.005
+    row_means = x[0, 0].median(dim=1).values
+    assert float(row_means.std()) > 0.2  # row offsets of 2 e at dose 5: 0.4 in input units
+    plain = StemAdfSimulator()(clean, torch.tensor([5.0, 5.0]), _gen(4))
+    assert float(plain[0, 0].median(dim=1).values.std()) < 0.2

@@ -1,0 +1,356 @@
+"""stem-denoise: denoise STEM frames from microscope files with a trained model, in physical units.
+
+Files (DM3/DM4, Velox/Berkeley EMD, SER, MRC, HDF5 ``file.h5#/dataset``, TIFF, NPY), folders and
+stacks in -> one float32 TIFF per input file out (same stem; a stack stays a stack in frame order),
+with the input's pixel size (ImageJ unit), read and written one frame at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apps.cli import run_cli, setup_logging
+
+PROG = "stem-denoise"
+log = logging.getLogger(PROG)
+
+EPILOG = """\
+Units: each frame is brought into the units the model was trained in (the STEM simulator's
+electrons / dose, mean ~1) by  x = (counts - offset) / gain / dose,  and the output back by the
+inverse (--output-units counts, the default; or electrons per pixel, or model units).
+Offset and gain come from --calibration noise.json (or --save-calibration, fitted on the inputs:
+two or more frames of the same field, --dark for a dark frame), else they are estimated from each
+frame (a warning says so). The dose is each frame's mean electrons per pixel unless
+--dose-e-per-px is given. A warning is printed when a frame's dose or pixel size is far from the
+checkpoint's training data. Prints a JSON summary on stdout; writes stem-denoise.json (per-frame
+offset, gain, dose) next to the outputs. Exit codes: 0 ok, 2 user error, 1 failure."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Denoise STEM frames with a trained MCNN, in physical units.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", type=Path, help="run folder, checkpoint folder or model.safetensors")
+    p.add_argument("inputs", nargs="+", help="microscope files, stacks, folders, file.h5#/dataset")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    units = p.add_mutually_exclusive_group()
+    units.add_argument("--dose-e-per-px", type=float, metavar="X",
+                       help="electrons per pixel of every frame (default: each frame's mean)")
+    units.add_argument("--calibration", type=Path, metavar="JSON",
+                       help="detector noise calibration (gain, offset) from --save-calibration")
+    p.add_argument("--save-calibration", type=Path, metavar="JSON",
+                   help="fit gain/offset on the inputs' first frames (up to 16), save, and use it")
+    p.add_argument("--dark", nargs="+", metavar="FILE",
+                   help="dark frame(s) (beam blanked) for --save-calibration's offset")
+    p.add_argument("--adapt-steps", type=int, default=0, metavar="N",
+                   help="fine-tune on the inputs' first frames (up to 32) for N steps before "
+                   "denoising, without clean targets (self-supervised; default 0: off)")
+    p.add_argument("--adapt-loss", choices=["blind_spot", "noise2noise"], default="blind_spot",
+                   help="blind_spot (Noise2Self, single frames) or noise2noise (consecutive "
+                   "frames of one field)")
+    p.add_argument("--adapt-lr", type=float, default=1e-4, metavar="LR")
+    p.add_argument("--save-adapted", type=Path, metavar="FILE.safetensors",
+                   help="save the adapted model (with the original training data config)")
+    p.add_argument("--output-units", choices=["counts", "electrons", "model"], default="counts")
+    p.add_argument("--tile", type=int, metavar="N", help="tile size in px (multiple of 2**depth)")
+    p.add_argument("--overlap", type=int, default=64, metavar="N", help="tile overlap, px")
+    p.add_argument("--batch-size", type=int, default=4, metavar="N", help="frames per forward pass")
+    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N")
+    p.add_argument("--compare", type=Path, metavar="FIG.png",
+                   help="write raw | denoised | (BM3D) | difference of the first frame")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def output_paths(files: list[Path], out: Path) -> list[Path]:
+    """``out/<stem>.tif`` per input; a repeated stem gets ``_2``, ``_3``..."""
+    seen: dict[str, int] = {}
+    paths = []
+    for f in files:
+        stem = Path(str(f).split("#", 1)[0]).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        paths.append(out / (f"{stem}.tif" if seen[stem] == 1 else f"{stem}_{seen[stem]}.tif"))
+    return paths
+
+
+def _calibrate(inputs: list[str], dark: list[str] | None, target: Path) -> Any:
+    from mcnn.data.series import FrameSeries
+    from mcnn.stem.calibration import fit_noise
+
+    frames, sources = [], []
+    for f in FrameSeries(inputs):
+        if frames and f.image.shape != frames[0].shape:
+            continue
+        frames.append(f.image)
+        sources.append(f"{f.meta['path']}[{f.meta['index_in_file']}]")
+        if len(frames) == 16:
+            break
+    darks = [f.image for f in FrameSeries(dark)] if dark else None
+    cal = fit_noise(frames, dark=darks, sources=sources)
+    cal.save(target)
+    log.info("calibration from %d frame(s) (%s): gain %.4g counts/e, offset %.6g counts, read noise "
+             "%.3g counts -> %s", len(frames), cal.method, cal.gain_counts_per_e,
+             cal.offset_counts, cal.read_noise_counts, target)
+    return cal
+
+
+def _adapt(args: argparse.Namespace, predictor: Any, calibration: Any,
+           training: dict[str, Any] | None) -> None:
+    """Self-supervised fine-tuning on the inputs (``mcnn.stem.adapt``), saved when asked."""
+    from mcnn.data.series import FrameSeries
+    from mcnn.stem.adapt import adapt
+    from mcnn.stem.normalise import frame_units, to_model_units
+    from mcnn.weights import save_model
+
+    frames = []
+    for f in FrameSeries(args.inputs):
+        units = frame_units(f.image, calibration=calibration, dose_e_per_px=args.dose_e_per_px)
+        frames.append(to_model_units(f.image, units))
+        if len(frames) == 32:
+            break
+    history = adapt(predictor.model, frames, loss=args.adapt_loss, steps=args.adapt_steps,
+                    lr=args.adapt_lr, device=predictor.device)
+    log.info("adapted on %d frame(s) for %d steps (%s): loss %.4g -> %.4g", len(frames),
+             args.adapt_steps, args.adapt_loss, history[0], history[-1])
+    if args.save_adapted is not None:
+        args.save_adapted.parent.mkdir(parents=True, exist_ok=True)
+        save_model(predictor.model, args.save_adapted, training)
+        args.save_adapted.with_suffix(".adaptation.json").write_text(json.dumps({
+            "base": str(args.checkpoint), "loss": args.adapt_loss, "steps": args.adapt_steps,
+            "lr": args.adapt_lr, "frames": len(frames), "inputs": list(args.inputs),
+        }, indent=2) + "\n")
+
+
+def write_stack(path: Path, frames: Iterator[np.ndarray], n: int, shape: tuple[int, int],
+                pixel_size: Any) -> None:
+    """Frames streamed into one float32 TIFF (ImageJ, with the pixel size) under a temporary
+    name, fsynced and renamed: never more than one frame in memory, never half a file."""
+    import tifffile
+
+    tmp = path.with_name(path.name + ".tmp")
+    kwargs: dict[str, Any] = {}
+    if pixel_size is not None:
+        unit = "micron" if pixel_size.unit == "um" else pixel_size.unit
+        kwargs = {"resolution": (1.0 / pixel_size.x, 1.0 / pixel_size.y),
+                  "metadata": {"unit": unit, "axes": "TYX" if n > 1 else "YX"}}
+    else:
+        kwargs = {"metadata": {"axes": "TYX" if n > 1 else "YX"}}
+    big = n * shape[0] * shape[1] * 4 > 2**31
+    try:
+        with tifffile.TiffWriter(tmp, imagej=not big, bigtiff=big) as tw:
+            if big:
+                kwargs.pop("metadata", None)
+            tw.write(frames, shape=(n, *shape) if n > 1 else shape, dtype="float32", **kwargs)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def compare_figure(path: Path, raw: np.ndarray, denoised: np.ndarray, pixel_size: Any,
+                   title: str) -> list[str]:
+    """raw | denoised | BM3D (when the ``bm3d`` package is importable) | raw - denoised, with a
+    scale bar in physical units; model units, shared grey levels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("raw", raw), ("MCNN", denoised)]
+    try:
+        import bm3d
+
+        sigma = float(np.std(raw - denoised))  # the noise the model removed
+        panels.append(("BM3D", np.asarray(bm3d.bm3d(raw, sigma_psd=sigma), np.float32)))
+    except ImportError:
+        pass
+    panels.append(("raw - MCNN", raw - denoised))
+    lo, hi = np.percentile(denoised, [0.5, 99.5])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    for ax, (name, img) in zip(axes, panels, strict=True):
+        if name.startswith("raw -"):
+            d = float(np.percentile(np.abs(img), 99.5)) or 1.0
+            ax.imshow(img, cmap="RdBu_r", vmin=-d, vmax=d)
+        else:
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+        ax.set_title(name)
+        ax.axis("off")
+        _scale_bar(ax, img.shape, pixel_size)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [name for name, _ in panels]
+
+
+def _scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
+    """A bar of a round length (1, 2 or 5 x 10^k) about a fifth of the width, labelled."""
+    h, w = shape[:2]
+    if pixel_size is None:
+        length_px, label = max(w // 5, 1), f"{max(w // 5, 1)} px"
+    else:
+        target = w * pixel_size.x / 5
+        k = 10 ** np.floor(np.log10(target))
+        nice = max(m * k for m in (1, 2, 5) if m * k <= target)
+        length_px = nice / pixel_size.x
+        label = _length_label(nice, pixel_size.unit)
+    x0, y0 = w * 0.05, h * 0.92
+    ax.plot([x0, x0 + length_px], [y0, y0], color="yellow", linewidth=3)
+    ax.text(x0, y0 - h * 0.03, label, color="yellow", fontsize=8)
+
+
+def _length_label(value: float, unit: str) -> str:
+    """``2000 pm`` -> ``2 nm``: the unit that keeps the number between 1 and 1000."""
+    from mcnn.data.image_io import length_in
+
+    try:
+        nm = length_in(value, unit, "nm")
+    except ValueError:
+        return f"{value:g} {unit}"
+    for name, size_nm in (("pm", 1e-3), ("nm", 1.0), ("µm", 1e3), ("mm", 1e6)):
+        if nm / size_nm < 1000:
+            return f"{nm / size_nm:.3g} {name}"
+    return f"{nm * 1e-6:.3g} mm"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+
+    def body() -> int:
+        from tqdm import tqdm
+
+        from mcnn.data.image_io import ImageFileError, open_frames
+        from mcnn.data.series import expand_inputs
+        from mcnn.infer import Predictor
+        from mcnn.stem.calibration import NoiseCalibration
+        from mcnn.stem.normalise import (
+            frame_units,
+            from_model_units,
+            to_model_units,
+            training_warnings,
+        )
+
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+        files = expand_inputs(args.inputs)
+        args.out.mkdir(parents=True, exist_ok=True)
+        if not os.access(args.out, os.W_OK):
+            raise PermissionError(f"{args.out}: output folder is not writable")
+        calibration = None
+        if args.calibration is not None:
+            calibration = NoiseCalibration.load(args.calibration)
+        elif args.save_calibration is not None:
+            calibration = _calibrate(args.inputs, args.dark, args.save_calibration)
+        predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device,
+                                              tile_size=args.tile, overlap=args.overlap)
+        if (predictor.config.in_channels, predictor.config.out_channels,
+                predictor.config.output_scale) != (1, 1, 1):
+            raise ValueError(f"{args.checkpoint}: model maps {predictor.config.in_channels} -> "
+                             f"{predictor.config.out_channels} channels at scale "
+                             f"{predictor.config.output_scale}; STEM frames need 1 -> 1 at scale 1")
+        training = predictor.training_data
+        sim = (training or {}).get("simulator") or {}
+        if training is None:
+            log.warning("%s records no training data: cannot check units or pixel size",
+                        args.checkpoint)
+        elif sim.get("name") != "stem":
+            log.warning("%s was trained on %r data, not STEM frames", args.checkpoint,
+                        sim.get("name"))
+        if args.adapt_steps > 0:
+            _adapt(args, predictor, calibration, training)
+        total = 0
+        for f in files:
+            with open_frames(f) as stack:
+                total += len(stack)
+        outputs = output_paths(files, args.out)
+        warned: set[str] = set()
+        record: list[dict[str, Any]] = []
+        compare_done = args.compare is None
+        t0 = time.perf_counter()
+        done = 0
+        with tqdm(total=total, unit="frame", disable=None, file=sys.stderr) as bar:
+            for path, target in zip(files, outputs, strict=True):
+                with open_frames(path) as stack:
+                    if stack.axes.endswith("C"):
+                        raise ImageFileError(f"{path}: colour image; expected greyscale frames")
+                    n = len(stack)
+                    ps = stack.pixel_size
+                    ps_pm = None
+                    if ps is not None:
+                        try:
+                            ps_pm = ps.to("pm").x
+                        except ValueError:
+                            ps_pm = None
+                    pending: deque[tuple[np.ndarray, Any]] = deque()
+                    per_frame: list[dict[str, Any]] = []
+
+                    def inputs(stack: Any = stack, pending: deque = pending,
+                               per_frame: list = per_frame, ps_pm: float | None = ps_pm,
+                               path: Path = path) -> Iterator[np.ndarray]:
+                        for i in range(len(stack)):
+                            raw = stack.frame(i)
+                            units = frame_units(raw, calibration=calibration,
+                                                dose_e_per_px=args.dose_e_per_px)
+                            for w in training_warnings(units, ps_pm, training):
+                                if w not in warned:
+                                    warned.add(w)
+                                    log.warning("%s[%d]: %s", path, i, w)
+                            x = to_model_units(raw, units)
+                            pending.append((x, units))
+                            per_frame.append({"index_in_file": i, **units.as_dict()})
+                            yield x
+
+                    def outputs_of(stack: Any = stack, pending: deque = pending,
+                                   path: Path = path, ps: Any = ps) -> Iterator[np.ndarray]:
+                        nonlocal compare_done, done
+                        for y in predictor.stream(inputs(), batch_size=args.batch_size):
+                            x, units = pending.popleft()
+                            if not compare_done:
+                                compare_figure(args.compare, x, y, ps,
+                                               f"{Path(str(path).split('#')[0]).name}, frame 0, "
+                                               f"dose {units.dose_e_per_px:.3g} e/px")
+                                compare_done = True
+                            done += 1
+                            bar.update(1)
+                            yield from_model_units(y, units, args.output_units)
+
+                    write_stack(target, outputs_of(), n, stack.frame_shape[:2], ps)
+                record.append({"input": str(path), "output": str(target), "frames": n,
+                               "pixel_size": None if ps is None else
+                               {"y": ps.y, "x": ps.x, "unit": ps.unit},
+                               "detector": stack.meta.get("detector"),
+                               "frames_units": per_frame})
+        elapsed = time.perf_counter() - t0
+        rate = done / elapsed if elapsed > 0 else float("inf")
+        log.info("%d frame(s) in %.2f s (%.2f frames/s)", done, elapsed, rate)
+        summary = {"frames": done, "seconds": round(elapsed, 3), "frames_per_s": round(rate, 3),
+                   "output_units": args.output_units, "warnings": sorted(warned),
+                   "calibration": None if calibration is None else calibration.model_dump(),
+                   "compare": None if args.compare is None else str(args.compare),
+                   "outputs": [{k: v for k, v in r.items() if k != "frames_units"}
+                               for r in record]}
+        (args.out / "stem-denoise.json").write_text(json.dumps({**summary, "files": record},
+                                                               indent=2) + "\n")
+        print(json.dumps(summary, indent=2))
+        return 0
+
+    return run_cli(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Detector noise calibration from a user's own frames: gain and offset by a mean-variance fit.
+
+A counting detector read out with gain ``g`` (counts per electron), offset ``o`` (counts) and
+Gaussian read noise ``r`` (counts) gives, per pixel with ``e`` expected electrons,
+
+    mean = o + g * e,        variance = g**2 * e + r**2 = g * (mean - o) + r**2
+
+so over patches of different brightness the variance is a straight line in the mean with slope
+``g`` (the photon-transfer curve). Patch statistics come from
+
+- **pairs of frames** of the same field (``fit_noise`` with two or more frames): per pixel,
+  ``(a - b)**2 / 2`` is an unbiased sample of the noise variance, whatever the specimen looks like.
+  Pixels are grouped by brightness estimated from the *other* frames (three or more frames; with
+  two, a 5x5 average), so that neither the bin means nor the variances are biased by the noise
+  itself. This is the method to trust; structure (atom columns) cancels.
+- **one frame**: the variance of the residual after a 3x3 neighbour average, scaled by 8/9 back
+  to pixel variance. Sharp structure adds to it, so the gain from a single frame is an upper
+  estimate; prefer two frames.
+
+The offset comes from a dark frame (beam blanked) or a dark region when given (its mean; its
+variance is ``r**2``); otherwise from the line's intercept assuming no read noise. The result is a
+:class:`NoiseCalibration`, saved as JSON and used by ``mcnn.stem.normalise`` and by the simulator
+(``simulator_overrides``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcnn.utils.atomic import atomic_path
+
+
+class NoiseCalibration(BaseModel):
+    """How a detector turns electrons into counts: ``counts = offset + gain * electrons + read``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    gain_counts_per_e: float = Field(gt=0, description="Counts per detected electron.")
+    offset_counts: float = Field(description="Counts with no electron (dark level).")
+    read_noise_counts: float = Field(default=0.0, ge=0, description="Gaussian read noise std.")
+    method: Literal["frame_pairs", "single_frame", "given"] = "given"
+    offset_from: Literal["dark", "intercept", "given"] = "given"
+    patches: int = Field(default=0, ge=0, description="Patches in the mean-variance fit.")
+    fit_r2: float | None = Field(default=None, description="R^2 of the mean-variance line.")
+    sources: list[str] = Field(default_factory=list, description="Frames it was fitted on.")
+
+    def electrons(self, counts: np.ndarray) -> np.ndarray:
+        """Counts -> electrons per pixel, ``(counts - offset) / gain`` (float32)."""
+        return ((np.asarray(counts, np.float64) - self.offset_counts)
+                / self.gain_counts_per_e).astype(np.float32)
+
+    def counts(self, electrons: np.ndarray) -> np.ndarray:
+        """Electrons per pixel -> counts (the inverse of ``electrons``), float32."""
+        return (np.asarray(electrons, np.float64) * self.gain_counts_per_e
+                + self.offset_counts).astype(np.float32)
+
+    def simulator_overrides(self) -> dict[str, float]:
+        """StemConfig fields that make the simulator's detector noise match this detector."""
+        return {"detector_noise_e": min(self.read_noise_counts / self.gain_counts_per_e, 100.0)}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> NoiseCalibration:
+        """Read a calibration JSON; a bad file is a one-line ValueError naming it."""
+        path = Path(path)
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such calibration file") from None
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"{path}: not a noise calibration JSON ({first})") from None
+
+
+def _patch_stats(mean_img: np.ndarray, noise_img: np.ndarray, patch_px: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    h, w = mean_img.shape
+    ph, pw = h // patch_px, w // patch_px
+    if ph * pw < 4:
+        raise ValueError(f"frames of {h}x{w} px give fewer than 4 patches of {patch_px} px; "
+                         "use a smaller patch_px")
+
+    def blocks(a: np.ndarray) -> np.ndarray:
+        return a[: ph * patch_px, : pw * patch_px].reshape(ph, patch_px, pw, patch_px) \
+            .transpose(0, 2, 1, 3).reshape(ph * pw, -1)
+
+    return blocks(mean_img).mean(1), blocks(noise_img).var(1)
+
+
+def _box_mean(x: np.ndarray, size: int) -> np.ndarray:
+    p = np.pad(x, size // 2, mode="reflect")
+    c = np.cumsum(np.cumsum(np.pad(p, ((1, 0), (1, 0))), 0), 1)
+    h, w = x.shape
+    return (c[size:size + h, size:size + w] - c[:h, size:size + w] - c[size:size + h, :w]
+            + c[:h, :w]) / size**2
+
+
+def _binned_stats(rank: np.ndarray, mean_img: np.ndarray, sq_noise: np.ndarray, bins: int = 32
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels grouped into equal-count bins by ``rank``: per bin the mean of ``mean_img`` and of
+    ``sq_noise`` (an unbiased per-pixel variance sample). Ranking by an independent estimate keeps
+    both averages unbiased (no regression dilution from noisy means)."""
+    order = np.argsort(rank.ravel(), kind="stable")
+    groups = np.array_split(order, bins)
+    m = np.array([mean_img.ravel()[g].mean() for g in groups])
+    v = np.array([sq_noise.ravel()[g].mean() for g in groups])
+    return m, v
+
+
+def _neighbour_residual(x: np.ndarray) -> np.ndarray:
+    """x minus the mean of its 8 neighbours, scaled to the pixel's noise variance (white noise:
+    Var = s^2 (1 + 1/8) -> divided by sqrt(9/8))."""
+    p = np.pad(x, 1, mode="reflect")
+    h, w = x.shape
+    neigh = sum(p[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
+                for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx) / 8.0
+    return (x - neigh) / math.sqrt(9 / 8)
+
+
+def _robust_line(m: np.ndarray, v: np.ndarray) -> tuple[float, float, float, int]:
+    """``v = a m + b`` by weighted least squares (a variance estimate's error grows with the
+    variance: weights 1 / v), dropping outliers (> 3 robust sigma of the relative residual)."""
+    keep = np.isfinite(m) & np.isfinite(v)
+    a = b = 0.0
+    scale = np.maximum(np.abs(v), np.median(np.abs(v[keep])) * 1e-3 + 1e-12)
+    for _ in range(4):
+        if keep.sum() < 3:
+            raise ValueError("too few usable patches for a mean-variance fit")
+        a, b = np.polyfit(m[keep], v[keep], 1, w=1 / scale[keep])
+        res = (v - (a * m + b)) / scale
+        mad = np.median(np.abs(res[keep] - np.median(res[keep]))) * 1.4826 + 1e-12
+        new = keep & (np.abs(res) < 3 * mad)
+        if new.sum() == keep.sum():
+            break
+        keep = new
+    pred = a * m[keep] + b  # R^2 unweighted, for humans
+    ss_tot = float(((v[keep] - v[keep].mean()) ** 2).sum()) or 1.0
+    r2 = 1.0 - float(((v[keep] - pred) ** 2).sum()) / ss_tot
+    return float(a), float(b), r2, int(keep.sum())
+
+
+def fit_noise(
+    frames: Sequence[np.ndarray],
+    *,
+    dark: np.ndarray | Sequence[np.ndarray] | None = None,
+    patch_px: int = 8,
+    sources: Sequence[str] = (),
+) -> NoiseCalibration:
+    """Gain, offset and read noise from raw frames (counts, ``(H, W)`` each) of one detector.
+
+    Two or more frames of the same shape are used as consecutive pairs; one frame uses its
+    neighbour residual (see the module docstring). ``dark`` (one dark frame, several, or the pixels
+    of a dark region) gives the offset and read noise.
+    """
+    arrays = [np.asarray(f, np.float64) for f in frames]
+    if not arrays:
+        raise ValueError("no frames to calibrate on")
+    same = len(arrays) >= 2 and all(a.shape == arrays[0].shape for a in arrays)
+    means, variances = [], []
+    method: Literal["frame_pairs", "single_frame"]
+    offset_from: Literal["dark", "intercept"]
+    if same:
+        stack = np.stack(arrays)
+        total = stack.sum(0)
+        for k in range(len(arrays) - 1):
+            a, b = stack[k], stack[k + 1]
+            if len(arrays) >= 3:  # rank pixels by frames whose noise is independent of this pair
+                rank = (total - a - b) / (len(arrays) - 2)
+            else:
+                rank = _box_mean((a + b) / 2, 5)
+            m, v = _binned_stats(rank, (a + b) / 2, (a - b) ** 2 / 2)
+            means.append(m)
+            variances.append(v)
+        method = "frame_pairs"
+    else:
+        for a in arrays:
+            m, v = _patch_stats(a, _neighbour_residual(a), patch_px)
+            means.append(m)
+            variances.append(v)
+        method = "single_frame"
+    m, v = np.concatenate(means), np.concatenate(variances)
+    gain, intercept, r2, used = _robust_line(m, v)
+    if not gain > 0:
+        raise ValueError(f"variance does not grow with the mean (slope {gain:.3g}); these frames "
+                         "are not raw detector counts (already processed or scaled?)")
+    if dark is not None:
+        darks = [np.asarray(d, np.float64) for d in (dark if isinstance(dark, (list, tuple))
+                                                     else [dark])]
+        offset = float(np.mean([d.mean() for d in darks]))
+        if len(darks) >= 2 and darks[0].shape == darks[1].shape:
+            read_var = float(np.var((darks[0] - darks[1]) / math.sqrt(2)))
+        else:
+            read_var = float(np.mean([d.var() for d in darks]))
+        offset_from = "dark"
+    else:
+        offset = -intercept / gain  # read noise assumed small next to shot noise
+        read_var = 0.0
+        offset_from = "intercept"
+    return NoiseCalibration(
+        gain_counts_per_e=gain, offset_counts=offset, read_noise_counts=math.sqrt(max(read_var, 0)),
+        method=method, offset_from=offset_from, patches=used, fit_r2=r2, sources=list(sources),
+    )

@@ -1,0 +1,130 @@
+"""Detector counts <-> the units a STEM model was trained in, and checks against its training data.
+
+The simulator's input unit (``mcnn.physics.stem``) is electrons divided by the dose, mean about 1.
+A real frame is ``counts = offset + gain * electrons``; the offset is often thousands of counts, so
+dividing raw counts by their mean gives an input near 1 with almost no contrast (the network then
+sees ~10^4 e/px and paints grid artefacts). Here, once:
+
+    electrons = (counts - offset) / gain
+    dose      = mean(electrons)           (electrons per pixel; or given on the command line)
+    x         = electrons / dose          (the network input, mean ~1)
+
+and back: ``counts = y * dose * gain + offset``. Offset and gain come from a
+:class:`~mcnn.stem.calibration.NoiseCalibration` (best: fitted on frame pairs with a dark frame),
+or are estimated from the frame itself (single-frame mean-variance fit; a warning says so).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from mcnn.stem.calibration import NoiseCalibration, fit_noise
+
+log = logging.getLogger(__name__)
+
+OutputUnits = Literal["counts", "electrons", "model"]
+
+
+@dataclass(frozen=True)
+class FrameUnits:
+    """How one frame was brought into model units (stored with each output frame)."""
+
+    offset_counts: float
+    gain_counts_per_e: float
+    dose_e_per_px: float
+    source: str  # "calibration", "estimated from the frame" or "assumed (...)"
+    dose_from: str  # "given" or "frame mean"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def frame_units(
+    raw: np.ndarray,
+    *,
+    calibration: NoiseCalibration | None = None,
+    dose_e_per_px: float | None = None,
+) -> FrameUnits:
+    """Offset, gain and dose for ``raw`` counts ``(H, W)``."""
+    if calibration is not None:
+        offset, gain, source = (calibration.offset_counts, calibration.gain_counts_per_e,
+                                "calibration")
+    else:
+        try:
+            est = fit_noise([raw])
+            offset, gain, source = est.offset_counts, est.gain_counts_per_e, \
+                "estimated from the frame"
+            if float(np.mean(raw)) - offset <= 0:
+                raise ValueError("estimated offset above the frame mean")
+        except ValueError as exc:
+            log.warning("no noise calibration and none could be estimated (%s): counts are taken "
+                        "as electrons (gain 1, offset 0)", exc)
+            offset, gain, source = 0.0, 1.0, "assumed (gain 1, offset 0)"
+            if float(np.mean(raw)) <= 0 or float(np.min(raw)) < 0:
+                # not raw counts (e.g. a dark-subtracted camera image): shift to start at 0
+                offset, source = float(np.min(raw)), "assumed (gain 1, offset = frame minimum)"
+                log.warning("frame values reach %.6g: not raw detector counts; shifted by the "
+                            "frame minimum, the dose is unknown (give --calibration)", offset)
+    if dose_e_per_px is not None:
+        if not dose_e_per_px > 0:
+            raise ValueError(f"dose_e_per_px={dose_e_per_px}: must be > 0")
+        return FrameUnits(offset, gain, float(dose_e_per_px), source, "given")
+    dose = float((np.mean(raw, dtype=np.float64) - offset) / gain)
+    if not dose > 0:
+        raise ValueError(f"mean counts {float(np.mean(raw)):.6g} are not above the offset "
+                         f"{offset:.6g}: the calibration does not fit this frame")
+    return FrameUnits(offset, gain, dose, source, "frame mean")
+
+
+def to_model_units(raw: np.ndarray, units: FrameUnits) -> np.ndarray:
+    """Counts -> network input (electrons / dose), float32."""
+    electrons = (np.asarray(raw, np.float64) - units.offset_counts) / units.gain_counts_per_e
+    return (electrons / units.dose_e_per_px).astype(np.float32)
+
+
+def from_model_units(y: np.ndarray, units: FrameUnits, to: OutputUnits = "counts") -> np.ndarray:
+    """Network output -> ``counts`` (the input's scale), ``electrons`` per pixel, or ``model``."""
+    y = np.asarray(y, np.float64)
+    if to == "model":
+        return y.astype(np.float32)
+    electrons = y * units.dose_e_per_px
+    if to == "electrons":
+        return electrons.astype(np.float32)
+    return (electrons * units.gain_counts_per_e + units.offset_counts).astype(np.float32)
+
+
+def training_warnings(
+    units: FrameUnits,
+    pixel_size_pm: float | None,
+    training_data: dict[str, Any] | None,
+    *,
+    tolerance: float = 2.0,
+) -> list[str]:
+    """Why this frame may be far from what the model was trained on (empty: nothing noticed).
+
+    Checks the dose against the simulator's ``dose_e_per_px_range`` and the pixel size against its
+    ``pixel_size_pm`` (when the checkpoint records them), each with a factor ``tolerance``.
+    """
+    out: list[str] = []
+    sim = (training_data or {}).get("simulator") or {}
+    if not sim:
+        return out
+    if sim.get("name") != "stem":
+        out.append(f"the model was trained on {sim.get('name')!r} data, not STEM")
+        return out
+    lo, hi = sim.get("dose_e_per_px_range", (None, None))
+    d = units.dose_e_per_px
+    if lo and hi and not lo / tolerance <= d <= hi * tolerance:
+        out.append(f"dose {d:.3g} e/px is outside the training range {lo:g}-{hi:g} e/px")
+    trained_pm = sim.get("pixel_size_pm")
+    if trained_pm and pixel_size_pm:
+        ratio = pixel_size_pm / trained_pm
+        if not 1 / tolerance <= ratio <= tolerance:
+            out.append(f"pixel size {pixel_size_pm:.4g} pm is {ratio:.2g}x the training pixel "
+                       f"size {trained_pm:.4g} pm (resample the frame, or train with "
+                       f"--set data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
+    return out

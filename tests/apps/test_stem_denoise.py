@@ -1,0 +1,170 @@
+"""stem-denoise end to end with a tiny model trained here on simulated STEM frames: real microscope
+files (../shared, skipped when absent) and stacks written by the test in, float32 TIFFs with the
+pixel size and frame order out; one-line user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from apps import stem_denoise
+from mcnn.data.image_io import PixelSize, read_raw
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT / ".." / "shared" / "data" / "microscopy"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A tiny STEM model trained for a few steps from the shipped CPU config."""
+    from mcnn.config_io import load_config
+    from mcnn.train.config import TrainConfig
+    from mcnn.train.trainer import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("runs")
+    cfg = load_config(TrainConfig, ROOT / "configs" / "denoise-stem-cpu.yaml", {
+        "out_dir": str(out), "name": "tiny", "model.depth": 2, "model.base_width": 8,
+        "model.max_width": 16, "model.branches": 2, "data.size": [32, 32],
+        "data.examples_per_epoch": 8, "data.val_examples": 2, "train.steps": 3,
+        "train.batch_size": 2, "train.val_every": 3, "train.val_batch_size": 2,
+        "train.checkpoint_every": 3, "train.tensorboard": False, "train.sample_images": 1,
+        "train.device": "cpu", "optim.warmup_steps": 0,
+    })
+    Trainer(cfg, progress=False).fit()
+    torch.set_num_threads(threads)
+    return out / "tiny"
+
+
+def _summary(capsys) -> dict:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_stack_in_stack_out_in_counts_with_pixel_size(run, tmp_path, capsys):
+    import mrcfile
+
+    rng = np.random.default_rng(0)
+    frames = (2000 + 4 * rng.poisson(3.0, (3, 32, 48))).astype(np.float32)
+    frames[1] += 8  # frame order must be kept
+    with mrcfile.new(tmp_path / "series.mrc") as mrc:
+        mrc.set_data(frames)
+        mrc.voxel_size = 0.2  # angstrom -> 20 pm, the training pixel size
+    out = tmp_path / "out"
+    cal = tmp_path / "noise.json"
+    json.dump({"gain_counts_per_e": 4.0, "offset_counts": 2000.0}, cal.open("w"))
+    rc = stem_denoise.main([str(run), str(tmp_path / "series.mrc"), "-o", str(out),
+                            "--calibration", str(cal), "--compare", str(tmp_path / "cmp.png")])
+    assert rc == 0
+    summary = _summary(capsys)
+    assert summary["frames"] == 3 and summary["frames_per_s"] > 0 and summary["warnings"] == []
+    raw = read_raw(out / "series.tif")
+    assert raw.axes == "NYX" and raw.data.shape == (3, 32, 48) and raw.data.dtype == np.float32
+    assert raw.pixel_size == PixelSize(pytest.approx(20.0, rel=1e-4),
+                                       pytest.approx(20.0, rel=1e-4), "pm")
+    means = raw.data.mean(axis=(1, 2))
+    assert np.allclose(means, frames.mean(axis=(1, 2)), rtol=0.02)  # back in counts (offset 2000)
+    record = json.loads((out / "stem-denoise.json").read_text())
+    doses = [f["dose_e_per_px"] for f in record["files"][0]["frames_units"]]
+    assert doses[0] == pytest.approx(3.0, rel=0.05) and doses[1] == pytest.approx(5.0, rel=0.05)
+    assert (tmp_path / "cmp.png").stat().st_size > 10_000
+
+
+def test_warns_when_pixel_size_and_dose_are_far_from_training(run, tmp_path, capsys):
+    from mcnn.data.image_io import write_image
+
+    rng = np.random.default_rng(1)
+    frame = rng.poisson(500.0, (1, 1, 32, 32)).astype(np.float32)
+    write_image(tmp_path / "f.tif", frame, PixelSize(0.2, 0.2, "nm"))
+    rc = stem_denoise.main([str(run), str(tmp_path / "f.tif"), "-o", str(tmp_path / "o"),
+                            "--dose-e-per-px", "500"])
+    assert rc == 0
+    warnings = _summary(capsys)["warnings"]
+    assert any("outside the training range" in w for w in warnings)
+    assert any("10x the training pixel size" in w for w in warnings)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared test data absent")
+def test_real_microscope_files(run, tmp_path, capsys):
+    names = ["MoS2_Se_implanted_ADF.dm3", "16_STOimage_1.ser", "Camera_Ceta_Imaging_Micro.emd"]
+    out = tmp_path / "out"
+    rc = stem_denoise.main([str(run), *[str(SHARED / n) for n in names], "-o", str(out),
+                            "--tile", "256", "--overlap", "16"])
+    assert rc == 0
+    summary = _summary(capsys)
+    assert summary["frames"] == 3
+    for name in names:
+        src, got = read_raw(SHARED / name), read_raw(out / (Path(name).stem + ".tif"))
+        assert got.data.shape == src.data.shape and got.data.dtype == np.float32
+        assert np.isfinite(got.data).all()
+        assert got.pixel_size.to("nm").x == pytest.approx(src.pixel_size.to("nm").x, rel=1e-4)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared test data absent")
+def test_eels_spectrum_is_a_one_line_error(run, tmp_path, capsys):
+    rc = stem_denoise.main([str(run), str(SHARED / "08_carbon.dm3"), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert [e for e in err if e.startswith("stem-denoise: error:")] == [
+        e for e in err if "08_carbon.dm3" in e and "not an image" in e]
+
+
+def test_user_errors_exit_2(run, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert stem_denoise.main([str(run), str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 2
+    assert "holds no image frames" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{}")
+    np.save(tmp_path / "f.npy", np.ones((32, 32), np.float32))
+    assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
+                              "--calibration", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not a noise calibration" in capsys.readouterr().err
+
+
+def test_adapt_on_the_inputs_and_save_the_adapted_model(run, tmp_path, capsys):
+    from mcnn.infer import Predictor
+
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "f.npy", rng.poisson(3.0, (2, 32, 32)).astype(np.float32))
+    saved = tmp_path / "adapted" / "model.safetensors"
+    rc = stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
+                            "--dose-e-per-px", "3", "--adapt-steps", "2",
+                            "--save-adapted", str(saved)])
+    assert rc == 0 and _summary(capsys)["frames"] == 2
+    adapted = Predictor.from_checkpoint(saved, device="cpu")
+    base = Predictor.from_checkpoint(run, device="cpu")
+    assert adapted.training_data == base.training_data
+    a = dict(adapted.model.named_parameters())
+    assert any(not torch.equal(p, a[n]) for n, p in base.model.named_parameters())
+    assert json.loads(saved.with_suffix(".adaptation.json").read_text())["steps"] == 2
+
+
+def test_scale_bar_labels_use_a_readable_unit():
+    assert stem_denoise._length_label(2000.0, "pm") == "2 nm"
+    assert stem_denoise._length_label(500.0, "pm") == "500 pm"
+    assert stem_denoise._length_label(5000.0, "nm") == "5 µm"
+    assert stem_denoise._length_label(3.0, "1/nm") == "3 1/nm"
+
+
+def test_save_calibration_fits_the_inputs_and_uses_it(run, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:96, 0:96]
+    clean = 1 + 0.8 * np.sin(xx / 4.0) * np.cos(yy / 5.0)
+    frames = (500 + 5.0 * rng.poisson(6.0 * clean, (6, 96, 96))).astype(np.float32)
+    np.save(tmp_path / "series.npy", frames)
+    dark = (500 + 2.0 * rng.standard_normal((96, 96))).astype(np.float32)
+    np.save(tmp_path / "dark.npy", dark)
+    cal_path = tmp_path / "noise.json"
+    rc = stem_denoise.main([str(run), str(tmp_path / "series.npy"), "-o", str(tmp_path / "o"),
+                            "--save-calibration", str(cal_path), "--dark",
+                            str(tmp_path / "dark.npy")])
+    assert rc == 0
+    summary = _summary(capsys)
+    cal = json.loads(cal_path.read_text())
+    assert cal["method"] == "frame_pairs" and cal["offset_from"] == "dark"
+    assert cal["gain_counts_per_e"] == pytest.approx(5.0, rel=0.05)
+    assert cal["offset_counts"] == pytest.approx(500.0, abs=0.5)
+    assert summary["calibration"]["gain_counts_per_e"] == cal["gain_counts_per_e"]

@@ -1,0 +1,71 @@
+"""Counts -> model units (offset and gain removed, divided by the dose) and back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mcnn.stem.calibration import NoiseCalibration
+from mcnn.stem.normalise import (
+    FrameUnits,
+    frame_units,
+    from_model_units,
+    to_model_units,
+    training_warnings,
+)
+
+CAL = NoiseCalibration(gain_counts_per_e=8.0, offset_counts=4000.0)
+
+
+def test_offset_is_removed_before_dividing_by_the_dose():
+    rng = np.random.default_rng(0)
+    clean = 1 + 0.5 * np.sin(np.arange(64) / 3)[None, :] * np.ones((64, 1))
+    raw = CAL.offset_counts + CAL.gain_counts_per_e * rng.poisson(5.0 * clean)
+    units = frame_units(raw, calibration=CAL)
+    assert units.dose_e_per_px == pytest.approx(5.0 * clean.mean(), rel=0.02)
+    x = to_model_units(raw, units)
+    assert x.mean() == pytest.approx(1.0, rel=1e-5)
+    # contrast kept: the same as clean's (raw / raw.mean() would shrink it ~100x)
+    assert x.std() == pytest.approx(np.sqrt(clean.var() + 1 / 5.0), rel=0.1)
+    assert (raw / raw.mean()).std() < x.std() / 50
+    np.testing.assert_allclose(from_model_units(x, units), raw, rtol=1e-5)
+    np.testing.assert_allclose(from_model_units(x, units, "electrons"), (raw - 4000) / 8,
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_dose_given_on_the_command_line_wins():
+    raw = np.full((8, 8), 4000.0 + 8 * 3)
+    units = frame_units(raw, calibration=CAL, dose_e_per_px=6.0)
+    assert units.dose_from == "given" and to_model_units(raw, units).mean() == pytest.approx(0.5)
+
+
+def test_offset_and_gain_estimated_without_calibration():
+    rng = np.random.default_rng(1)
+    xx = np.mgrid[0:128, 0:128][1] / 127.0
+    raw = 3000 + 5.0 * rng.poisson(4.0 * (0.3 + 1.4 * xx))
+    units = frame_units(raw)
+    assert units.source == "estimated from the frame"
+    assert units.gain_counts_per_e == pytest.approx(5.0, rel=0.1)
+    assert units.dose_e_per_px == pytest.approx(4.0, rel=0.15)
+
+
+def test_calibration_that_does_not_fit_is_one_line():
+    with pytest.raises(ValueError, match="not above the offset"):
+        frame_units(np.full((8, 8), 100.0), calibration=CAL)
+
+
+def test_warns_when_far_from_training():
+    data = {"simulator": {"name": "stem", "dose_e_per_px_range": [1.0, 10.0],
+                          "pixel_size_pm": 20.0}}
+    units = FrameUnits(0.0, 1.0, 100.0, "calibration", "frame mean")
+    w = training_warnings(units, 60.0, data)
+    assert len(w) == 2 and "dose 100" in w[0] and "3x the training pixel size" in w[1]
+    assert training_warnings(FrameUnits(0, 1, 5.0, "c", "g"), 25.0, data) == []
+
+
+def test_frames_that_are_not_counts_are_shifted_with_a_warning(caplog):
+    raw = np.linspace(-50.0, 30.0, 64 * 64).reshape(64, 64)  # dark-subtracted, mean < 0
+    units = frame_units(raw)
+    assert units.source.startswith("assumed") and units.offset_counts == -50.0
+    assert to_model_units(raw, units).mean() == pytest.approx(1.0)
+    assert "not raw detector counts" in caplog.text
