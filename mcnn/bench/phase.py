@@ -103,8 +103,8 @@ def _test_set(settings: PhaseBenchSettings, pixel_factor: float = 1.0, z_factor:
     from mcnn.physics.config import ContentConfig
 
     content_cfg = TypeAdapter(ContentConfig).validate_python(s.content)
-    split = "all" if isinstance(content_cfg, ProceduralContentConfig) else "val"
-    content = build_content(content_cfg, split=split)
+    procedural = isinstance(content_cfg, ProceduralContentConfig)
+    content = build_content(content_cfg, split="all" if procedural else "val")
     g = torch.Generator().manual_seed(10_000 + s.seed)  # not a training stream
     x, y = sim.sample(s.test_examples, (s.size, s.size), g, content)
     return x.numpy(), y[:, 0].numpy(), planes

@@ -43,7 +43,7 @@ def gerchberg_saxton(
         raise ValueError("the intensities have no signal (mean <= 0)")
     stack = np.maximum(stack / scale, 0.0)
     if init == "tie" and len(np.unique(z)) >= 2:
-        start = multiplane_tie(stack, z, wavelength_um, pixel_size_um, medium_index=medium_index,
+        start = multiplane_tie(stack, z.tolist(), wavelength_um, pixel_size_um, medium_index=medium_index,
                                regularization=regularization).astype(np.float64)
     else:
         start = np.zeros((h, w))

@@ -109,8 +109,8 @@ class PhaseSeries:
         x = resize(torch.from_numpy(self.intensities)[None], size)[0].numpy()
         truth = self.ground_truth
         if truth is not None:
-            truth = resize(torch.from_numpy(np.asarray(truth, np.float32))[None, None], size)[0, 0]
-            truth = truth.numpy()
+            t = torch.from_numpy(np.asarray(truth, np.float32))[None, None]
+            truth = resize(t, size)[0, 0].numpy()
         return replace(self, intensities=x, pixel_size_um=pixel_size_um, ground_truth=truth)
 
 
