@@ -122,3 +122,16 @@ def test_bench_runs_at_a_micro_size(tmp_path, capsys):
                                          "distances +10%"}
     assert (out / "phase_bench.png").is_file()
     assert "| FFT-TIE (2) |" in capsys.readouterr().out
+
+
+def test_simulate_writes_a_series_that_compare_reads_with_its_truth(tmp_path, capsys):
+    out = tmp_path / "sim"
+    rc = app.main(["simulate", "-o", str(out), "--size", "24", "32", "--set",
+                   "defocus_um=[-3,0,3]", "--set", "phase_max_rad=1"])
+    assert rc == 0
+    assert app.main(["compare", str(out / "series.tif"), "--manifest", str(out / "series.yaml"),
+                     "--methods", "multiplane_tie", "-o", str(tmp_path / "c")]) == 0
+    rows = json.loads((tmp_path / "c" / "metrics.json").read_text())["methods"]
+    assert rows[1]["phase_rmse_rad"] < 0.3 * rows[0]["phase_rmse_rad"]
+    assert app.main(["simulate", "-o", str(out), "--set", "wavelength_nm=500"]) == 2
+    assert "wavelength_nm: unknown field" in capsys.readouterr().err
