@@ -37,8 +37,14 @@ def run_baseline(name: str, series: PhaseSeries, **options: Any) -> MethodResult
     start = time.perf_counter()
     phase = BASELINES[name](series.intensities, series.defocus_um, series.wavelength_um,
                             series.pixel_size_um, medium_index=series.medium_index, **options)
-    return MethodResult(name, np.asarray(phase, np.float32), time.perf_counter() - start,
-                        series.defocus_um)
+    seconds = time.perf_counter() - start
+    used = series.defocus_um
+    if name == "fft_tie":  # it uses one pair (and the in-focus plane when there is one)
+        from mcnn.phase.tie import symmetric_pair
+
+        pair = symmetric_pair(used)
+        used = tuple(sorted({used[pair[0]], used[pair[1]]} | ({0.0} & set(used))))
+    return MethodResult(name, np.asarray(phase, np.float32), seconds, used)
 
 
 def run_network(

@@ -106,6 +106,22 @@ def _focus_plane(stack: np.ndarray, z: np.ndarray) -> np.ndarray:
     return stack[at_focus[0]] if len(at_focus) else stack.mean(axis=0)
 
 
+def symmetric_pair(defocus_um: Sequence[float]) -> tuple[int, int]:
+    """Indices ``(minus, plus)`` of the planes at ``-z`` and ``+z`` (2% tolerance) with the
+    smallest ``|z|``: the TIE's finite difference is most accurate there."""
+    z = [float(v) for v in defocus_um]
+    best: tuple[int, int] | None = None
+    for i, zi in enumerate(z):
+        for j, zj in enumerate(z):
+            if zi < 0 < zj and math.isclose(-zi, zj, rel_tol=0.02) and (
+                best is None or zj < z[best[1]]
+            ):
+                best = (i, j)
+    if best is None:
+        raise ValueError(f"FFT-TIE needs a symmetric pair of planes at -z and +z; got {z}")
+    return best
+
+
 def fft_tie(
     intensities: np.ndarray,
     defocus_um: Sequence[float],
@@ -119,16 +135,7 @@ def fft_tie(
     """FFT-TIE from a symmetric pair ``+-z`` (the pair with the smallest ``|z|`` when there are more
     planes; the in-focus plane is used when measured). Phase ``(H, W)`` rad, mean 0."""
     stack, z = _check(intensities, defocus_um)
-    best: tuple[int, int] | None = None
-    for i in range(len(z)):
-        for j in range(len(z)):
-            if z[i] < 0 < z[j] and math.isclose(-z[i], z[j], rel_tol=0.02) and (
-                best is None or z[j] < z[best[1]]
-            ):
-                best = (i, j)
-    if best is None:
-        raise ValueError(f"FFT-TIE needs a symmetric pair of planes at -z and +z; got {z.tolist()}")
-    minus, plus = best
+    minus, plus = symmetric_pair(z.tolist())
     didz = (stack[plus] - stack[minus]) / (z[plus] - z[minus])
     focus = _focus_plane(stack[[minus, plus]], z[[minus, plus]])
     if np.any(np.abs(z) < 1e-6):
