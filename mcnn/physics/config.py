@@ -56,8 +56,51 @@ class LaplacianConfig(_Strict):
 
 
 
+class PlaneSpacingConfig(_Strict):
+    """Defocus planes made from a rule instead of a list: ``count`` distances from ``min_um`` to
+    ``max_um``, linear (equal steps) or geometric (each step ``(max/min)**(1/(n-1))`` times the
+    last, as in exponentially spaced TIE series); ``symmetric`` mirrors them to -z (2 * count)."""
+
+    kind: Literal["linear", "geometric"] = "linear"
+    count: int = Field(default=2, ge=1, le=16, description="Planes per side.")
+    min_um: float = Field(default=10.0, description="Smallest distance, um.")
+    max_um: float = Field(default=40.0, description="Largest distance, um.")
+    symmetric: bool = Field(default=True, description="Also the mirrored planes at -z.")
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> PlaneSpacingConfig:
+        if self.max_um < self.min_um:
+            raise ValueError(f"max_um ({self.max_um}) must be >= min_um ({self.min_um})")
+        if self.kind == "geometric" and self.min_um <= 0:
+            raise ValueError(f"geometric spacing needs min_um > 0, got {self.min_um}")
+        if self.symmetric and 2 * self.count > 16:
+            raise ValueError(f"symmetric count {self.count} gives {2 * self.count} planes; max 16")
+        return self
+
+    def distances_um(self) -> list[float]:
+        """The planes, sorted from most negative to most positive."""
+        n, lo, hi = self.count, self.min_um, self.max_um
+        if n == 1:
+            z = [hi]
+        elif self.kind == "linear":
+            z = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
+        else:
+            z = [lo * (hi / lo) ** (k / (n - 1)) for k in range(n)]
+        if self.symmetric:
+            z = [-v for v in reversed(z)] + z
+        return [round(v, 6) for v in z]
+
+
 class DefocusConfig(_Strict):
-    """Defocus-series phase retrieval: inputs = N intensities, targets = phase (+ amplitude)."""
+    """Defocus-series phase retrieval: inputs = N intensities, targets = phase (+ amplitude).
+
+    Units: wavelength (in vacuum), pixel pitch (at the sample) and distances in micrometres;
+    the wave travels in a medium of index ``medium_index`` (wavelength there = wavelength / n).
+    Padding: each side is padded by at least the diffraction spread of the largest distance,
+    ``|z|max * tan(theta)`` with ``sin(theta) = min(wavelength / (2 pixel), NA) / n`` (the angle
+    of the highest frequency on the grid, or of the pupil), so light never wraps around the FFT
+    grid into the field of view (``mcnn.physics.defocus.diffraction_pad_px``).
+    """
 
     name: Literal["defocus"] = "defocus"
     defocus_um: list[float] = Field(
@@ -66,8 +109,34 @@ class DefocusConfig(_Strict):
         max_length=16,
         description="Nominal propagation distances, micrometres (one input channel each).",
     )
+    planes: PlaneSpacingConfig | None = Field(
+        default=None,
+        description="Make defocus_um from a linear/geometric rule instead (leave defocus_um unset).",
+    )
     wavelength_um: float = Field(default=0.532, gt=0.001, le=20, description="Wavelength, um.")
     pixel_size_um: float = Field(default=1.0, gt=0.001, le=1000, description="Pixel pitch, um.")
+    medium_index: float = Field(
+        default=1.0, ge=1.0, le=4.0, description="Refractive index n of the medium (water 1.33)."
+    )
+    propagator: Literal["angular_spectrum", "fresnel"] = Field(
+        default="angular_spectrum",
+        description="angular_spectrum: exact scalar; fresnel: paraxial transfer function.",
+    )
+    band_limited: bool = Field(
+        default=False,
+        description="Band-limit the angular spectrum for long distances (Matsushima & Shimobaba).",
+    )
+    numerical_aperture: float | None = Field(
+        default=None, gt=0, le=4.0, description="Imaging NA: frequencies above NA/wavelength cut."
+    )
+    illumination_na: float = Field(
+        default=0.0, ge=0, le=1.0,
+        description="Partial spatial coherence: NA of a uniform disc source (0: coherent).",
+    )
+    bandwidth_um: float = Field(
+        default=0.0, ge=0, le=1.0,
+        description="Partial temporal coherence: spectral FWHM, um (0: monochromatic).",
+    )
     phase_max_rad: float = Field(
         default=math.pi, gt=0, le=100, description="Phase = content (in [0, 1]) * this, radians."
     )
@@ -93,19 +162,55 @@ class DefocusConfig(_Strict):
     defocus_jitter_um: float = Field(
         default=0.0, ge=0, le=1e4, description="Per-plane jitter, +/- um."
     )
-    pad_fraction: float = Field(
-        default=0.25, ge=0, le=1, description="Reflect padding per side, fraction of the size."
+    plane_shift_px: float = Field(
+        default=0.0, ge=0, le=16, description="Lateral misregistration of each plane, +/- px."
     )
+    pad_fraction: float = Field(
+        default=0.25, ge=0, le=4, description="Padding per side, fraction of the size (at least)."
+    )
+    pad_mode: Literal["reflect", "edge", "zero"] = Field(
+        default="reflect",
+        description="Field outside the frame: reflect (scene continues), edge, zero (aperture).",
+    )
+    auto_pad: bool = Field(
+        default=True, description="Pad at least the diffraction spread of the largest distance."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _planes_from_rule(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("planes") is not None:
+            rule = PlaneSpacingConfig.model_validate(data["planes"])
+            made = rule.distances_um()
+            given = data.get("defocus_um")
+            if given is not None and [float(v) for v in given] != made:
+                raise ValueError(
+                    f"defocus_um {list(given)} and planes (which give {made}) disagree; "
+                    "set only one"
+                )
+            data = {**data, "defocus_um": made}
+        return data
 
     @model_validator(mode="after")
     def _sampled_finely_enough(self) -> DefocusConfig:
-        if self.pixel_size_um < self.wavelength_um / 2:
+        half = self.wavelength_um / (2 * self.medium_index)
+        if self.pixel_size_um < half:
             raise ValueError(
                 f"pixel_size_um ({self.pixel_size_um}) must be >= wavelength_um / 2 "
-                f"({self.wavelength_um / 2}) for scalar angular-spectrum propagation"
+                f"({half:g}, in a medium of index {self.medium_index}) for scalar "
+                "angular-spectrum propagation"
+            )
+        if self.numerical_aperture is not None and self.numerical_aperture > self.medium_index:
+            raise ValueError(
+                f"numerical_aperture ({self.numerical_aperture}) must be <= medium_index "
+                f"({self.medium_index})"
+            )
+        if self.illumination_na > self.medium_index:
+            raise ValueError(
+                f"illumination_na ({self.illumination_na}) must be <= medium_index "
+                f"({self.medium_index})"
             )
         return self
-
 
 
 class StemConfig(_Strict):

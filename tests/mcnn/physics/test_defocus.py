@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,175 @@ def test_config_rejects_pixels_finer_than_half_a_wavelength() -> None:
         DefocusConfig(wavelength_um=0.5, pixel_size_um=0.1)
     with pytest.raises(ValueError):
         DefocusConfig(defocus_mm=[1.0])
+
+
+# -- physics added with the phase-retrieval application --------------------------------------------
+
+from mcnn.physics.config import PlaneSpacingConfig  # noqa: E402
+from mcnn.physics.defocus import (  # noqa: E402
+    coherence_envelope,
+    diffraction_pad_px,
+    pad_field,
+)
+
+
+def second_moment_width_um(intensity: torch.Tensor, pixel_um: float) -> float:
+    """1/e^2 radius w of a Gaussian beam from its intensity: <x^2> = w^2 / 4."""
+    h, w = intensity.shape[-2:]
+    x = (torch.arange(w, dtype=torch.float64) - w // 2) * pixel_um
+    profile = intensity.double().sum(dim=-2).flatten()
+    return 2 * math.sqrt(float((profile * x**2).sum() / profile.sum()))
+
+
+@pytest.mark.parametrize("propagator", ["angular_spectrum", "fresnel"])
+@pytest.mark.parametrize("medium_index", [1.0, 1.33])
+def test_gaussian_beam_width_follows_the_analytic_formula(propagator, medium_index) -> None:
+    # w(z) = w0 sqrt(1 + (z / zR)^2), zR = pi w0^2 n / lambda (wavelength in the medium)
+    pixel_um, w0_um, size = 0.5, 4.0, 192
+    r = (torch.arange(size, dtype=torch.float64) - size // 2) * pixel_um
+    field = torch.exp(-(r.view(-1, 1) ** 2 + r.view(1, -1) ** 2) / w0_um**2)
+    field = field.to(torch.complex64).view(1, 1, size, size)
+    z = torch.tensor([[0.0, 60.0, 150.0]])
+    out = propagate(field, z, WAVELENGTH_UM, pixel_um, medium_index=medium_index,
+                    propagator=propagator)
+    z_r = math.pi * w0_um**2 * medium_index / WAVELENGTH_UM
+    for k, z_um in enumerate(z[0].tolist()):
+        expected = w0_um * math.sqrt(1 + (z_um / z_r) ** 2)
+        measured = second_moment_width_um(out[0, k].abs() ** 2, pixel_um)
+        assert abs(measured / expected - 1) < 0.01, (z_um, measured, expected)
+    assert second_moment_width_um(out[0, 2].abs() ** 2, pixel_um) > 1.5 * w0_um  # it spread
+
+
+def test_fresnel_matches_angular_spectrum_for_paraxial_fields_and_conserves_energy() -> None:
+    field = random_field(seed=3)
+    z = torch.tensor([[-30.0, 30.0]])
+    a = propagate(field, z, WAVELENGTH_UM, PIXEL_UM)
+    f = propagate(field, z, WAVELENGTH_UM, PIXEL_UM, propagator="fresnel")
+    assert (a - f).abs().max() < 0.05  # smooth field: small angles
+    torch.testing.assert_close((f.abs() ** 2).sum(dim=(-2, -1)),
+                               (field.abs() ** 2).sum().expand(1, 2), rtol=1e-4, atol=0)
+    back = propagate(f[:, :1], -z[:, :1], WAVELENGTH_UM, PIXEL_UM, propagator="fresnel")
+    torch.testing.assert_close(back, field, atol=1e-4, rtol=0)
+
+
+def test_pure_phase_object_is_flat_in_focus_and_not_out_of_focus() -> None:
+    sim = DefocusSeriesSimulator(DefocusConfig(defocus_um=[0.0, 20.0], phase_max_rad=3.0))
+    phase = 3.0 * power_law_field(2, 1, (40, 40), 3.0, torch.Generator().manual_seed(4))
+    intensity = sim(phase, torch.ones_like(phase), torch.tensor([[0.0, 20.0]] * 2))
+    torch.testing.assert_close(intensity[:, 0], torch.ones(2, 40, 40), atol=1e-5, rtol=0)
+    assert intensity[:, 1].std() > 0.05
+
+
+def test_refractive_index_shortens_the_wavelength() -> None:
+    # in a medium of index n, distance z behaves as z / n does in vacuum (same lambda z / n)
+    field = random_field(seed=5)
+    in_water = propagate(field, torch.tensor([[40.0]]), WAVELENGTH_UM, PIXEL_UM, medium_index=1.33)
+    in_vacuum = propagate(field, torch.tensor([[40.0 / 1.33]]), WAVELENGTH_UM, PIXEL_UM,
+                          propagator="fresnel")
+    in_water_fresnel = propagate(field, torch.tensor([[40.0]]), WAVELENGTH_UM, PIXEL_UM,
+                                 medium_index=1.33, propagator="fresnel")
+    torch.testing.assert_close(in_water_fresnel, in_vacuum, atol=1e-4, rtol=0)
+    assert (in_water.abs() - in_vacuum.abs()).abs().max() < 0.05
+
+
+def test_numerical_aperture_cuts_high_frequencies() -> None:
+    field = random_field(seed=6)
+    na = 0.1  # cut-off NA / lambda = 0.2 cycles/um
+    out = propagate(field, torch.tensor([[0.0]]), WAVELENGTH_UM, PIXEL_UM, numerical_aperture=na)
+    spectrum = torch.fft.fft2(out[0, 0]).abs()
+    fy = torch.fft.fftfreq(64).view(-1, 1)
+    fx = torch.fft.fftfreq(64).view(1, -1)
+    outside = (fy**2 + fx**2).sqrt() > na / WAVELENGTH_UM
+    assert spectrum[outside].max() < 1e-3 * spectrum.max()
+    assert (out[0, 0] - field[0, 0]).abs().max() > 1e-3  # something was removed
+
+
+def test_bandwidth_envelope_equals_averaging_over_wavelengths_for_a_weak_object() -> None:
+    g = torch.Generator().manual_seed(7)
+    phase = 0.05 * power_law_field(1, 1, (64, 64), 2.5, g)
+    field = torch.polar(torch.ones_like(phase), phase)
+    z, fwhm_um = torch.tensor([[80.0]]), 0.15
+    sigma = fwhm_um / (2 * math.sqrt(2 * math.log(2)))
+    x, wts = np.polynomial.hermite_e.hermegauss(21)  # Gauss-Hermite rule for a normal spectrum
+    nodes, weights = x.tolist(), (wts / wts.sum()).tolist()
+    averaged = sum(
+        wk * propagate(field, z, WAVELENGTH_UM + sigma * xk, PIXEL_UM,
+                              propagator="fresnel").abs() ** 2
+        for xk, wk in zip(nodes, weights, strict=True)
+    )
+    coherent = propagate(field, z, WAVELENGTH_UM, PIXEL_UM, propagator="fresnel").abs() ** 2
+    envelope = coherence_envelope((64, 64), z, WAVELENGTH_UM, PIXEL_UM, bandwidth_um=fwhm_um)
+    damped = torch.fft.ifft2(torch.fft.fft2(coherent) * envelope).real
+    contrast = (averaged - 1).norm()
+    assert (damped - averaged).norm() / contrast < 0.05
+    assert (coherent - averaged).norm() / contrast > 0.2  # the damping matters here
+
+
+def test_spatial_coherence_envelope_is_one_in_focus_and_damps_defocused_detail() -> None:
+    z = torch.tensor([[0.0, 50.0]])
+    e = coherence_envelope((32, 32), z, WAVELENGTH_UM, PIXEL_UM, illumination_na=0.05)
+    torch.testing.assert_close(e[0, 0], torch.ones(32, 32))
+    assert e[0, 1, 0, 0] == 1.0 and e[0, 1].abs().min() < 0.5
+
+
+def test_auto_pad_keeps_light_from_wrapping_around_at_large_distances() -> None:
+    # an aperture at the left edge of a small frame, propagated far: no light may enter on the right
+    h, w, z = 24, 40, 400.0
+    amplitude = torch.zeros(1, 1, h, w)
+    amplitude[..., 8:16, 0:6] = 1.0
+    phase = torch.zeros_like(amplitude)
+    zs = torch.tensor([[z]])
+
+    def run(**kw) -> torch.Tensor:
+        cfg = DefocusConfig(defocus_um=[z], pad_mode="zero", **kw)
+        return DefocusSeriesSimulator(cfg)(phase, amplitude, zs)
+
+    reference = run(auto_pad=False, pad_fraction=4.0)
+    wrapped = run(auto_pad=False, pad_fraction=0.0)
+    auto = run(auto_pad=True, pad_fraction=0.0)
+    assert diffraction_pad_px(z, 0.532, 1.0) == math.ceil(z * math.tan(math.asin(0.266)))
+    err_wrapped = (wrapped - reference).norm() / reference.norm()
+    err_auto = (auto - reference).norm() / reference.norm()
+    assert err_wrapped > 0.3 and err_auto < 0.05, (err_wrapped, err_auto)
+
+
+def test_reflect_padding_works_for_pads_longer_than_the_frame() -> None:
+    x = torch.arange(4.0).view(1, 1, 1, 4)
+    padded = pad_field(x, (0, 6), "reflect")
+    assert padded.flatten().tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+
+
+def test_plane_spacing_rules_make_the_distances() -> None:
+    linear = DefocusConfig(planes={"kind": "linear", "count": 3, "min_um": 10, "max_um": 30})
+    assert linear.defocus_um == [-30.0, -20.0, -10.0, 10.0, 20.0, 30.0]
+    geo = PlaneSpacingConfig(kind="geometric", count=3, min_um=5, max_um=20, symmetric=False)
+    assert geo.distances_um() == [5.0, 10.0, 20.0]
+    with pytest.raises(ValueError, match="disagree"):
+        DefocusConfig(defocus_um=[1.0], planes={"count": 1, "min_um": 2, "max_um": 2})
+
+
+def test_misregistered_planes_are_shifted_copies() -> None:
+    cfg = DefocusConfig(defocus_um=[10.0, 10.0], plane_shift_px=2.0)
+    sim = DefocusSeriesSimulator(cfg)
+    phase = 2.0 * power_law_field(1, 1, (32, 32), 3.0, torch.Generator().manual_seed(8))
+    shift = torch.tensor([[[0.0, 0.0], [0.0, 2.0]]])
+    out = sim(phase, torch.ones_like(phase), torch.tensor([[10.0, 10.0]]), shift)
+    torch.testing.assert_close(out[0, 1, :, 6:-6], out[0, 0, :, 4:-8], atol=2e-3, rtol=0)
+    inputs, _ = sim.sample(2, (24, 24), torch.Generator().manual_seed(9), ProceduralContent())
+    assert (inputs[:, 0] - inputs[:, 1]).abs().max() > 1e-3  # same distance, shifted planes
+
+
+def test_shipped_phase_configs_that_predict_amplitude_give_it_contrast() -> None:
+    # phase-defocus.yaml once predicted amplitude with amplitude_contrast 0: a constant target
+    from pathlib import Path
+
+    from mcnn.config_io import load_config
+    from mcnn.train.config import TrainConfig
+
+    configs = sorted((Path(__file__).parents[3] / "configs").glob("phase-*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        sim = load_config(TrainConfig, path).data.simulator
+        assert isinstance(sim, DefocusConfig)
+        if sim.predict_amplitude:
+            assert sim.amplitude_contrast > 0, path.name
