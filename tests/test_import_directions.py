@@ -84,3 +84,9 @@ def test_entry_points_load_only_their_layer(module, forbidden):
     loaded = _loaded_by(module)
     bad = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in forbidden))
     assert not bad, f"importing {module} loaded {bad}"
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test files by basename (rootdir, prepend mode): two with one name collide."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)

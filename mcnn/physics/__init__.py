@@ -20,6 +20,7 @@ _HOMES = {
     "DefocusConfig": "config",
     "FolderContentConfig": "config",
     "LaplacianConfig": "config",
+    "PlaneSpacingConfig": "config",
     "ProceduralContentConfig": "config",
     "ScreenRigConfig": "config",
     "SimulatorConfig": "config",
