@@ -152,3 +152,45 @@ def test_device_cuda_without_a_gpu_is_a_one_line_user_error(checkpoint, capsys):
                            "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cuda" in err[0].lower()
+
+
+def test_linked_panels_of_unequal_widths_share_zoom_without_their_ranges_growing(checkpoint):
+    import time
+
+    from apps.live.panels import LiveWindow, qt_app
+    from apps.live.pipeline import LivePipeline
+    from mcnn.infer import Predictor
+
+    app = qt_app()
+    args = stem_view.build_parser().parse_args([str(checkpoint), "--source", "sim:size=64x64",
+                                                "--fps", "100", "--diff"])
+    source = stem_view.build_source(args.source, args.fps, False, False)
+    pipeline = LivePipeline(source, stem_view.StemProcessor(Predictor.from_checkpoint(
+        checkpoint, device="cpu")))
+    window = LiveWindow(pipeline, lambda r: parts.show(r), title="t", max_frames=None)
+    parts = stem_view.StemWindowParts(window, source, args, 1)
+    window.resize(1200, 700)
+    window.show()
+    window.start()
+    try:
+        deadline = time.monotonic() + 30
+        while window.shown < 40 and time.monotonic() < deadline:  # frame after frame
+            app.processEvents()
+            time.sleep(0.002)
+        views = window.grid.views
+        widths = [v.width() for v in views.values()]
+        assert max(widths) > min(widths) + 5  # unequal panels: the case that used to run away
+        for view in views.values():
+            (x0, x1), (y0, y1) = view.viewRange()
+            assert x1 - x0 < 4 * 64 and y1 - y0 < 8 * 64  # the image stays visible
+        views["raw"].scaleBy((0.5, 0.5))  # zoom one: the others follow
+        app.processEvents()
+        scales, centres = [], []
+        for view in views.values():
+            (x0, x1), (y0, y1) = view.viewRange()
+            scales.append((x1 - x0) / view.width())
+            centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
+        assert max(scales) == pytest.approx(min(scales), rel=0.02)
+        assert np.ptp(np.array(centres), axis=0).max() < 1.0
+    finally:
+        window.close()
