@@ -160,7 +160,53 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=_positive_int, help="torch.set_num_threads (CPU)")
     s.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory layout")
     s.add_argument("--out", type=Path, help="also write the JSON here")
+
+    from mcnn.bench.streaming import STREAM_MODES
+
+    t = sub.add_parser(
+        "streaming",
+        help="end-to-end live fps and latency (host frame in -> host result out), batch 1",
+        description="Each network x size x mode at batch 1 through the viewers' live path: a "
+        "frame replayed as a camera stream at --source-fps, Predictor.predict on a worker thread "
+        "(newest frame wins), the newest result taken by a display loop. Reports display fps, "
+        "latency capture -> display (median, p95), inference (predict incl. copies), the bare "
+        "forward of the same predictor timed in the same run, and their ratios. Modes: eager "
+        "(pageable copies), pinned (page-locked buffers, asynchronous copies; a no-op without "
+        "CUDA), reduce-overhead (pinned + torch.compile mode reduce-overhead: CUDA graphs).",
+    )
+    t.add_argument("--preset", type=_str_list, default=None,
+                   help="comma-separated presets (default denoiser unless --config)")
+    t.add_argument("--config", type=Path, action="append", default=[],
+                   help="ModelConfig file (.yaml/.toml/.json; a training config's model: works)")
+    t.add_argument("--sizes", type=_str_list, default=["128x128"],
+                   help="comma-separated HxW input sizes (default 128x128; the paper's camera: "
+                   "360x640)")
+    t.add_argument("--modes", type=_str_list, default=list(STREAM_MODES),
+                   help=f"comma-separated: {','.join(STREAM_MODES)} (default all)")
+    t.add_argument("--frames", type=_int_at_least(2), default=200,
+                   help="displayed frames measured per case (default 200)")
+    t.add_argument("--warmup", type=_non_negative_int, default=20,
+                   help="displayed frames not measured first (default 20)")
+    t.add_argument("--source-fps", type=float, default=1000.0,
+                   help="frames/s the replayed camera delivers (default 1000)")
+    t.add_argument("--forward-seconds", type=float, default=1.0,
+                   help="time budget of the bare forward timing per case (default 1)")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--threads", type=_positive_int, help="torch.set_num_threads (CPU)")
+    t.add_argument("--out", type=Path, help="also write the JSON here")
     return p
+
+
+def parse_size_hw(text: str) -> tuple[int, int]:
+    """``HxW`` (or one number for a square) -> ``(height, width)`` in px."""
+    parts = text.lower().split("x")
+    try:
+        h, w = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
+    except ValueError:
+        h = w = 0
+    if h < 1 or w < 1:
+        raise ValueError(f"--sizes {text!r}: expected HxW in px, e.g. 360x640")
+    return h, w
 
 
 def _emit(result: dict, out: Path | None) -> None:
@@ -240,10 +286,48 @@ def _speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _streaming(args: argparse.Namespace) -> int:
+    import torch
+
+    from apps.live.bench import live_stream
+    from mcnn.bench.presets import load_model_config, model_preset
+    from mcnn.bench.streaming import run_streaming_bench
+    from mcnn.device import select_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.source_fps <= 0 or args.forward_seconds <= 0:
+        raise ValueError("--source-fps and --forward-seconds must be > 0")
+    sizes = [parse_size_hw(s) for s in args.sizes]
+    device = select_device(args.device)
+    presets = args.preset if args.preset is not None else ([] if args.config else ["denoiser"])
+    networks = {name: model_preset(name) for name in presets}
+    for path in args.config:
+        networks[path.stem] = load_model_config(path)
+
+    def progress(r: dict) -> None:
+        head = f"{r['network']} {r['height']}x{r['width']} {r['mode']}: "
+        if r.get("fps") is None:
+            print(head + "skipped: " + r["error"], file=sys.stderr, flush=True)
+            return
+        print(head + f"{r['fps']:.1f} fps, latency {r['latency_ms_median']:.2f} ms "
+              f"(p95 {r['latency_ms_p95']:.2f}), forward {r['forward_ms_median']:.2f} ms "
+              f"({r['forward_fps']:.1f} fps)", file=sys.stderr, flush=True)
+
+    result = run_streaming_bench(
+        networks, device, live_stream, sizes_hw=sizes, modes=args.modes, frames=args.frames,
+        warmup=args.warmup, source_fps=args.source_fps, forward_seconds=args.forward_seconds,
+        progress=progress,
+    )
+    _emit(result, args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    body = {"convergence": _convergence, "summarize": _summarize, "speed": _speed}[args.command]
+    body = {"convergence": _convergence, "summarize": _summarize, "speed": _speed,
+            "streaming": _streaming}[args.command]
     return run_cli(PROG, lambda: body(args))
 
 

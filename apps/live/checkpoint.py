@@ -7,6 +7,7 @@ a live view must repeat exactly.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +63,25 @@ def input_spec_from_training(config: dict[str, Any]) -> InputSpec:
                      mirror=bool(data.get("mirror", False)),
                      size_hw=tuple(size) if size else None,  # type: ignore[arg-type]
                      grayscale=bool(data.get("grayscale", False)))
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--compile`` and ``--compile-mode``: how a viewer runs its model."""
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N (default auto)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model (the first frame waits for the compile)")
+    parser.add_argument("--compile-mode", default="reduce-overhead",
+                        choices=["default", "reduce-overhead", "max-autotune"],
+                        help="with --compile (default reduce-overhead: CUDA graphs on a GPU)")
+
+
+def predictor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Predictor`` keywords from :func:`add_speed_arguments`'s flags (pinned copies on CUDA)."""
+    return {"device": args.device, "compile": args.compile_mode if args.compile else False}
+
+
+def describe_predictor(predictor: Any) -> dict[str, Any]:
+    """What ran the model, for a viewer's benchmark JSON."""
+    return {"device": str(predictor.device), "compile": predictor.compile_mode,
+            "pinned": bool(getattr(predictor, "pinned", False))}

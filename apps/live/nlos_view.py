@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from apps.cli import run_cli, setup_logging
-from apps.live.checkpoint import InputSpec, input_spec_from_training, training_config
+from apps.live.checkpoint import (
+    InputSpec,
+    add_speed_arguments,
+    describe_predictor,
+    input_spec_from_training,
+    predictor_options,
+    training_config,
+)
 from apps.live.pipeline import LivePipeline, LiveResult, Processed, run_headless
 
 PROG = "nlos-view"
@@ -47,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=float, help="display-to-camera latency for the screen panel")
     p.add_argument("--film-fps", type=float, default=4.0,
                    help="images/s played on a virtual screen (default 4)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N")
+    add_speed_arguments(p)
     p.add_argument("--record", type=Path, metavar="DIR",
                    help="save (camera, screen) pairs to this new recording folder from the start")
     p.add_argument("--frames", type=int, metavar="N", help="stop after N displayed frames")
@@ -189,7 +196,7 @@ class NlosSession:
         from mcnn.data.recording import CalibrationResult
         from mcnn.infer import Predictor
 
-        self.predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+        self.predictor = Predictor.from_checkpoint(args.checkpoint, **predictor_options(args))
         trained = input_spec_from_training(training_config(args.checkpoint))
         calibration = CalibrationResult.load(args.calibration) if args.calibration else None
         is_sim = str(args.camera).strip().startswith("sim")
@@ -317,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 stats = session.pipeline.stats()
         finally:
             recording = session.close()
+        stats.update(describe_predictor(session.predictor))
         for key in ("psnr_db", "ssim", "corr"):
             got = [v[key] for v in values if key in v]
             if got:

@@ -65,11 +65,32 @@ class PanelGrid(pg.GraphicsLayoutWidget):
         return item
 
     def link(self, *names: str) -> None:
-        """Zoom and pan of these panels move together."""
-        first = self.views[names[0]]
-        for name in names[1:]:
-            self.views[name].setXLink(first)
-            self.views[name].setYLink(first)
+        """Zoom and pan of these panels move together: same centre, same data units per screen
+        pixel. (pyqtgraph's X/Y links copy whole ranges; between aspect-locked views of unequal
+        widths each copy forces another aspect fix and the ranges grow without end.)"""
+        views = [self.views[n] for n in names]
+        busy = [False]
+
+        def follower(source: pg.ViewBox) -> Callable[..., None]:
+            def follow(*_: object) -> None:
+                if busy[0] or source.width() <= 0:
+                    return
+                busy[0] = True
+                try:
+                    (x0, x1), (y0, y1) = source.viewRange()
+                    per_px = (x1 - x0) / source.width()
+                    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                    for view in views:
+                        if view is not source and view.width() > 0:
+                            hw, hh = per_px * view.width() / 2, per_px * view.height() / 2
+                            view.setRange(xRange=(cx - hw, cx + hw), yRange=(cy - hh, cy + hh),
+                                          padding=0.0)
+                finally:
+                    busy[0] = False
+            return follow
+
+        for view in views:
+            view.sigRangeChanged.connect(follower(view))
 
     def set_levels(self, name: str, levels: tuple[float, float]) -> None:
         self.levels[name] = (float(levels[0]), float(levels[1]))

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from apps.cli import run_cli, setup_logging
+from apps.live.checkpoint import add_speed_arguments, describe_predictor, predictor_options
 from apps.live.pipeline import LivePipeline, LiveResult, Processed, run_headless
 
 PROG = "stem-view"
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diff", action="store_true", help="also show denoised - raw")
     p.add_argument("--levels", help="fixed display levels low,high (default: from the first frame)")
     p.add_argument("--save", type=Path, metavar="DIR", help="save every denoised frame (float32 TIFF)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N")
+    add_speed_arguments(p)
     p.add_argument("--frames", type=int, metavar="N", help="stop after N displayed frames")
     p.add_argument("--warmup", type=int, default=3, metavar="N",
                    help="headless: frames not measured at the start (default 3)")
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--frames {args.frames}: must be >= 1")
         if args.levels:
             parse_levels(args.levels)
-        predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+        predictor = Predictor.from_checkpoint(args.checkpoint, **predictor_options(args))
         source = build_source(args.source, args.fps, args.loop, args.watch)
         scale = predictor.config.output_scale
         pipeline = LivePipeline(source, StemProcessor(predictor))
@@ -314,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(str(exc)) from None
         finally:
             pipeline.stop()
+        stats.update(describe_predictor(predictor))
         for key in ("psnr_raw_db", "psnr_db"):
             got = [v[key] for v in values if key in v]
             if got:

@@ -30,6 +30,8 @@ from mcnn.weights import load_model, read_training_data
 log = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "bf16"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
+COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune")
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
@@ -40,7 +42,11 @@ class Predictor:
         device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps".
         precision: "auto" (= fp32: on an H100, bf16 autocast was 0.32-0.85x the speed of fp32,
             whose convolutions cuDNN runs as TF32; see README, Benchmarks), "fp32" or "bf16".
-        compile: wrap the model in ``torch.compile`` (worth it for long streams of one size).
+        compile: wrap the model in ``torch.compile`` (worth it for long streams of one size): True
+            or "default", "reduce-overhead" (CUDA graphs on CUDA: the batch-1 streaming win; on
+            CPU it compiles like "default") or "max-autotune".
+        pinned: batch-1 streaming from host arrays through page-locked staging buffers with
+            asynchronous copies; None = on for CUDA. A no-op off CUDA (no pinned memory there).
         channels_last: NHWC memory format; None = on for CUDA (faster convolutions there).
         tile_size: input px per tile side (a multiple of ``2**depth``); None = tile only when a
             frame does not fit ``memory_budget_mb``.
@@ -55,8 +61,9 @@ class Predictor:
         *,
         device: str | torch.device = "auto",
         precision: Precision = "auto",
-        compile: bool = False,
+        compile: bool | CompileMode = False,
         channels_last: bool | None = None,
+        pinned: bool | None = None,
         tile_size: int | None = None,
         overlap: int = 64,
         tile_batch: int = 4,
@@ -84,7 +91,13 @@ class Predictor:
         self.memory_budget_mb = memory_budget_mb
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt).eval()  # type: ignore[call-overload]
-        self._net = torch.compile(self.model) if compile else self.model
+        self.compile_mode: str | None = _compile_mode(compile)
+        self._net = self.model if self.compile_mode is None else torch.compile(
+            self.model, mode=None if self.compile_mode == "default" else self.compile_mode)
+        # Page-locked host memory exists only with CUDA; elsewhere the copies are plain ones.
+        self.pinned = self.device.type == "cuda" and (pinned is None or pinned)
+        self._staging: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+        self._copied: Any = None  # CUDA event after the last host -> device staging copy
 
     @classmethod
     def from_checkpoint(
@@ -92,13 +105,13 @@ class Predictor:
         path: str | Path,
         device: str | torch.device = "auto",
         precision: Precision = "auto",
-        compile: bool = False,
+        compile: bool | CompileMode = False,
         channels_last: bool | None = None,
         **options: int | float | None,
     ) -> Predictor:
         """Load ``model.safetensors`` (the file, a checkpoint folder or a run folder; no pickle).
 
-        ``options`` are the tiling keywords of ``Predictor`` (tile_size, overlap, ...).
+        ``options`` are the other keywords of ``Predictor`` (pinned, tile_size, overlap, ...).
         Raises ``CheckpointError`` (a ValueError) naming the file when it cannot be used.
         """
         model, _ = load_model(Path(path))
@@ -120,6 +133,40 @@ class Predictor:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _host_buffer(self, role: str, like: torch.Tensor) -> torch.Tensor:
+        """A reused page-locked ``float32`` CPU tensor shaped like ``like`` (one per role+shape)."""
+        key = (role, tuple(like.shape))
+        buf = self._staging.get(key)
+        if buf is None:
+            if len(self._staging) >= 8:  # a stream of ever-new shapes must not pin all memory
+                self._staging.clear()
+            buf = torch.empty(key[1], dtype=torch.float32, pin_memory=True)
+            self._staging[key] = buf
+        return buf
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """Host -> device; pinned: through a staging buffer, the copy queued asynchronously."""
+        if not self.pinned or x.device.type != "cpu":
+            return x.to(self.device, torch.float32)
+        staging = self._host_buffer("in", x)
+        if self._copied is not None:  # the previous chunk's copy must have left this buffer
+            self._copied.synchronize()
+        staging.copy_(x)
+        out = staging.to(self.device, non_blocking=True)
+        self._copied = torch.cuda.Event()
+        self._copied.record()
+        return out
+
+    def _to_host(self, y: torch.Tensor, target: torch.device) -> torch.Tensor:
+        """Device -> ``target``; pinned to CPU: an asynchronous copy, one stream sync, a clone
+        (the staging buffer is reused by the next frame)."""
+        if not self.pinned or target.type != "cpu" or y.device.type != "cuda":
+            return y.to(target)
+        staging = self._host_buffer("out", y)
+        staging.copy_(y, non_blocking=True)
+        torch.cuda.current_stream(y.device).synchronize()
+        return staging.clone()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -152,7 +199,7 @@ class Predictor:
         chunk, tile = self.plan(*x.shape[:1], *x.shape[-2:])
         outputs = []
         for k in range(0, x.shape[0], chunk):
-            part = x[k : k + chunk].to(self.device, torch.float32)
+            part = self._to_device(x[k : k + chunk])
             if tile is None:
                 outputs.append(self._forward(part))
             else:
@@ -162,7 +209,13 @@ class Predictor:
                     out_channels=self.config.out_channels, batch=self.tile_batch,
                 ))
         y = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-        return y.to(source)
+        return self._to_host(y, source)
+
+    def forward_only(self, x: torch.Tensor) -> torch.Tensor:
+        """The bare network call on a device tensor ``(N, C, H, W)`` (no copies, no tiling): what
+        the speed benchmarks time, so a streaming ratio compares like with like."""
+        with torch.inference_mode():
+            return self._forward(x)
 
     def predict(self, image: Array) -> Array:
         """One frame ``(H, W)``/``(C, H, W)`` or a batch ``(N, C, H, W)``; same kind and rank out."""
@@ -213,3 +266,14 @@ class Predictor:
                    for f in frames]
         batch = torch.stack([t if rank == 3 else t[None] for t in tensors])
         yield from self._unbatch(self.predict_batch(batch), rank, as_numpy)
+
+
+def _compile_mode(compile: bool | str) -> str | None:
+    """``compile`` argument -> a ``torch.compile`` mode name, or None for eager."""
+    if compile is False or compile is None:
+        return None
+    if compile is True:
+        return "default"
+    if compile not in COMPILE_MODES:
+        raise ValueError(f"compile={compile!r}; expected True, False or one of {COMPILE_MODES}")
+    return str(compile)

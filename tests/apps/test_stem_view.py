@@ -46,14 +46,15 @@ def corr(a, b):
 def test_a_stack_plays_frame_by_frame_and_every_denoised_frame_is_saved(checkpoint, stack,
                                                                         tmp_path, capsys):
     path, frames = stack
-    rc = stem_view.main([str(checkpoint), "--source", str(path), "--fps", "200", "--frames",
+    rc = stem_view.main([str(checkpoint), "--source", str(path), "--fps", "40", "--frames",
                          "50", "--warmup", "0", "--no-window", "--device", "cpu", "--save",
                          str(tmp_path / "out")])
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["frames_read"] == 5 and out["source_error"] is None
     saved = sorted((tmp_path / "out").glob("*.tif"))
-    # 200 fps in: a frame may be replaced before the model takes it (newest wins), never reordered
+    # 40 fps in (slow enough for a loaded 2-core box to read every frame): a frame may still be
+    # replaced before the model takes it (newest wins), never reordered
     assert 3 <= len(saved) <= 5
     assert {p.name for p in saved} <= {f"denoised_{i:06d}.tif" for i in range(5)}
     raw = read_raw(saved[0])
@@ -132,3 +133,64 @@ def test_bad_source_is_a_one_line_user_error(checkpoint, capsys):
 def test_nice_scale_bar_lengths():
     assert [stem_view.nice_length(v) for v in (0.9, 3.7, 12.0, 0.048)] == \
         pytest.approx([0.5, 2.0, 10.0, 0.02])
+
+
+def test_compile_flag_routes_to_a_compiled_predictor_and_the_json_says_how_it_ran(checkpoint,
+                                                                                  capsys):
+    rc = stem_view.main([str(checkpoint), "--source", "sim:size=32x32,dose=4", "--fps", "100",
+                         "--frames", "3", "--warmup", "1", "--no-window", "--device", "cpu",
+                         "--compile"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["frames_displayed"] == 3 and out["psnr_db_mean"] > 0
+    assert (out["device"], out["compile"], out["pinned"]) == ("cpu", "reduce-overhead", False)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-CUDA message")
+def test_device_cuda_without_a_gpu_is_a_one_line_user_error(checkpoint, capsys):
+    assert stem_view.main([str(checkpoint), "--source", "sim", "--no-window", "--frames", "1",
+                           "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cuda" in err[0].lower()
+
+
+def test_linked_panels_of_unequal_widths_share_zoom_without_their_ranges_growing(checkpoint):
+    import time
+
+    from apps.live.panels import LiveWindow, qt_app
+    from apps.live.pipeline import LivePipeline
+    from mcnn.infer import Predictor
+
+    app = qt_app()
+    args = stem_view.build_parser().parse_args([str(checkpoint), "--source", "sim:size=64x64",
+                                                "--fps", "100", "--diff"])
+    source = stem_view.build_source(args.source, args.fps, False, False)
+    pipeline = LivePipeline(source, stem_view.StemProcessor(Predictor.from_checkpoint(
+        checkpoint, device="cpu")))
+    window = LiveWindow(pipeline, lambda r: parts.show(r), title="t", max_frames=None)
+    parts = stem_view.StemWindowParts(window, source, args, 1)
+    window.resize(1200, 700)
+    window.show()
+    window.start()
+    try:
+        deadline = time.monotonic() + 30
+        while window.shown < 40 and time.monotonic() < deadline:  # frame after frame
+            app.processEvents()
+            time.sleep(0.002)
+        views = window.grid.views
+        widths = [v.width() for v in views.values()]
+        assert max(widths) > min(widths) + 5  # unequal panels: the case that used to run away
+        for view in views.values():
+            (x0, x1), (y0, y1) = view.viewRange()
+            assert x1 - x0 < 4 * 64 and y1 - y0 < 8 * 64  # the image stays visible
+        views["raw"].scaleBy((0.5, 0.5))  # zoom one: the others follow
+        app.processEvents()
+        scales, centres = [], []
+        for view in views.values():
+            (x0, x1), (y0, y1) = view.viewRange()
+            scales.append((x1 - x0) / view.width())
+            centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
+        assert max(scales) == pytest.approx(min(scales), rel=0.02)
+        assert np.ptp(np.array(centres), axis=0).max() < 1.0
+    finally:
+        window.close()

@@ -130,3 +130,46 @@ def test_auto_precision_is_fp32_for_inference(tiny_model):
     """bf16 autocast measured slower than fp32 on an H100 (README, Benchmarks): auto = fp32."""
     assert Predictor(tiny_model, device="cpu").amp_dtype is None
     assert Predictor(tiny_model, device="cpu", precision="bf16").amp_dtype == torch.bfloat16
+
+
+def test_pinned_streaming_is_a_no_op_without_cuda_and_forward_only_is_the_bare_network(tiny_model):
+    x = torch.rand(1, 1, 32, 32)
+    plain = Predictor(tiny_model, device="cpu")
+    pinned = Predictor(tiny_model, device="cpu", pinned=True)
+    assert plain.pinned is False and pinned.pinned is False and pinned._staging == {}
+    np.testing.assert_array_equal(pinned.predict(x.numpy()), plain.predict(x.numpy()))
+    torch.testing.assert_close(pinned.forward_only(x), plain.predict(x))
+
+
+def test_compile_modes_are_checked_and_reduce_overhead_matches_eager_on_cpu(tiny_model):
+    with pytest.raises(ValueError, match="compile='fast'"):
+        Predictor(tiny_model, device="cpu", compile="fast")  # type: ignore[arg-type]
+    assert Predictor(tiny_model, device="cpu", compile=True).compile_mode == "default"
+    assert Predictor(tiny_model, device="cpu").compile_mode is None
+    x = np.random.default_rng(0).random((1, 24, 16), dtype=np.float32)
+    graphs = Predictor(tiny_model, device="cpu", compile="reduce-overhead")
+    eager = Predictor(tiny_model, device="cpu")
+    for _ in range(2):  # the second call runs the compiled code, not the first-call path
+        np.testing.assert_allclose(graphs.predict(x), eager.predict(x), atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="page-locked memory needs CUDA")
+def test_pinned_cuda_streaming_matches_pageable_and_returns_fresh_arrays(tiny_model):
+    import copy
+
+    from mcnn.infer.memory import estimate_inference_bytes
+
+    model = copy.deepcopy(tiny_model)  # the session's model stays on the CPU
+    frames = [np.random.default_rng(s).random((1, 32, 48), dtype=np.float32) for s in range(3)]
+    pinned = Predictor(model, device="cuda")
+    plain = Predictor(model, device="cuda", pinned=False)
+    assert pinned.pinned and not plain.pinned
+    outs = [pinned.predict(f) for f in frames]
+    assert all(b.is_pinned() for b in pinned._staging.values())
+    for f, y in zip(frames, outs, strict=True):  # earlier results were not overwritten
+        np.testing.assert_allclose(y, plain.predict(f), atol=1e-4)
+    batch = torch.from_numpy(np.stack(frames))
+    one_frame_mb = 1.5 * estimate_inference_bytes(model.config, 32, 48) / 2**20
+    chunked = Predictor(model, device="cuda", memory_budget_mb=one_frame_mb)  # a frame per pass
+    assert chunked.plan(3, 32, 48) == (1, None)
+    torch.testing.assert_close(chunked.predict(batch), plain.predict(batch), atol=1e-4, rtol=0)
