@@ -12,6 +12,7 @@ from mcnn.bench.convergence import (
 from mcnn.bench.presets import MODEL_PRESETS, load_model_config, model_preset
 from mcnn.bench.speed import run_speed_bench
 from mcnn.bench.step_time import compare_training_steps, training_step_ms
+from mcnn.bench.streaming import STREAM_MODES, run_streaming_bench
 from mcnn.bench.summary import (
     seconds_to_reach,
     smooth_median,
@@ -31,6 +32,8 @@ __all__ = [
     "model_preset",
     "run_convergence",
     "run_speed_bench",
+    "run_streaming_bench",
+    "STREAM_MODES",
     "seconds_to_reach",
     "settings_for",
     "smooth_median",
