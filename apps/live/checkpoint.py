@@ -85,3 +85,11 @@ def describe_predictor(predictor: Any) -> dict[str, Any]:
     """What ran the model, for a viewer's benchmark JSON."""
     return {"device": str(predictor.device), "compile": predictor.compile_mode,
             "pinned": bool(getattr(predictor, "pinned", False))}
+
+
+def check_frame_arguments(args: Any) -> None:
+    """The headless-run flags both viewers share: ``--no-window`` needs ``--frames N >= 1``."""
+    if args.no_window and not args.frames:
+        raise ValueError("--no-window needs --frames N (how many frames to measure)")
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames {args.frames}: must be >= 1")

@@ -21,6 +21,7 @@ from apps.cli import run_cli, setup_logging
 from apps.live.checkpoint import (
     InputSpec,
     add_speed_arguments,
+    check_frame_arguments,
     describe_predictor,
     input_spec_from_training,
     predictor_options,
@@ -302,10 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from acquire.sources.base import SourceError
 
-        if args.no_window and not args.frames:
-            raise ValueError("--no-window needs --frames N (how many frames to measure)")
-        if args.frames is not None and args.frames < 1:
-            raise ValueError(f"--frames {args.frames}: must be >= 1")
+        check_frame_arguments(args)
         try:
             session = NlosSession(args)
         except SourceError as exc:

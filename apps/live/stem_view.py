@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from apps.cli import run_cli, setup_logging
-from apps.live.checkpoint import add_speed_arguments, describe_predictor, predictor_options
+from apps.live.checkpoint import (
+    add_speed_arguments,
+    check_frame_arguments,
+    describe_predictor,
+    predictor_options,
+)
 from apps.live.pipeline import LivePipeline, LiveResult, Processed, run_headless
 
 PROG = "stem-view"
@@ -281,10 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         from acquire.sources.base import SourceError
         from mcnn.infer import Predictor
 
-        if args.no_window and not args.frames:
-            raise ValueError("--no-window needs --frames N (how many frames to measure)")
-        if args.frames is not None and args.frames < 1:
-            raise ValueError(f"--frames {args.frames}: must be >= 1")
+        check_frame_arguments(args)
         if args.levels:
             parse_levels(args.levels)
         predictor = Predictor.from_checkpoint(args.checkpoint, **predictor_options(args))
