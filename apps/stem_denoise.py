@@ -188,7 +188,7 @@ def compare_figure(path: Path, raw: np.ndarray, denoised: np.ndarray, pixel_size
             ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
         ax.set_title(name)
         ax.axis("off")
-        _scale_bar(ax, img.shape, pixel_size)
+        scale_bar(ax, img.shape, pixel_size)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +197,7 @@ def compare_figure(path: Path, raw: np.ndarray, denoised: np.ndarray, pixel_size
     return [name for name, _ in panels]
 
 
-def _scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
+def scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
     """A bar of a round length (1, 2 or 5 x 10^k) about a fifth of the width, labelled."""
     h, w = shape[:2]
     if pixel_size is None:

@@ -106,3 +106,57 @@ def test_bad_arguments_are_one_line_and_exit_2(argv, message, capsys):
 def test_cuda_without_a_gpu_is_a_user_error(capsys):
     assert bench.main(["speed", "--device", "cuda", "--preset", "small"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def stem_run(tmp_path_factory):
+    """A tiny STEM model from the shipped CPU config, 3 steps on 32^2 frames."""
+    from pathlib import Path
+
+    from mcnn.config_io import load_config
+    from mcnn.train.config import TrainConfig
+    from mcnn.train.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("stem-runs")
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(TrainConfig, root / "configs" / "denoise-stem-cpu.yaml", {
+        "out_dir": str(out), "name": "tiny", "model.depth": 2, "model.base_width": 8,
+        "model.max_width": 16, "model.branches": 2, "data.size": [32, 32],
+        "data.examples_per_epoch": 8, "data.val_examples": 2, "train.steps": 3,
+        "train.batch_size": 2, "train.val_every": 3, "train.val_batch_size": 2,
+        "train.checkpoint_every": 3, "train.tensorboard": False, "train.sample_images": 1,
+        "train.device": "cpu", "optim.warmup_steps": 0,
+    })
+    Trainer(cfg, progress=False).fit()
+    return out / "tiny"
+
+
+def test_stem_cli_prints_json_and_writes_summary_and_figure(stem_run, tmp_path, capsys):
+    out = tmp_path / "bench"
+    rc = bench.main(["stem", str(stem_run), "--frames", "2", "--size", "48x48", "--snrs", "-5",
+                     "--device", "cpu", "--set", "timing_repeats=1",
+                     "--set", "simulator.row_offset_e=0.1", "--out", str(out)])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((out / "summary.json").read_text())
+    assert printed["test_simulator"]["row_offset_e"] == 0.1
+    assert printed["snrs"][0]["methods"]["mcnn"]["psnr_db"] > 0
+    png = (out / "stem-bench.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and printed["figure"].endswith("stem-bench.png")
+
+
+def test_stem_cli_user_errors_are_one_line_exit_2(stem_run, tmp_path, capsys):
+    from mcnn.models import MCNN, ModelConfig
+    from mcnn.weights import save_model
+
+    assert bench.main(["stem", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such checkpoint" in err[0]
+    other = tmp_path / "other.safetensors"
+    save_model(MCNN(ModelConfig(depth=2, base_width=4, max_width=8, branches=1)), other)
+    assert bench.main(["stem", str(other), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a STEM model" in err[0]
+    assert bench.main(["stem", str(stem_run), "--set", "simulator.bogus=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bogus: unknown field" in err[0]

@@ -1,0 +1,68 @@
+"""The figure of ``mcnn-bench stem``: for one SNR, a row per frame with raw | MCNN | Gaussian |
+(BM3D) | clean, shared grey levels, the vacuum edge outlined, peaks found in vacuum (false atoms)
+marked with red crosses, and a scale bar in physical units (``apps.stem_denoise.scale_bar``)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apps.stem_denoise import scale_bar
+from mcnn.utils.atomic import atomic_write_bytes
+
+TITLES = {"raw": "raw", "mcnn": "MCNN", "gaussian": "Gaussian (oracle)", "bm3d": "BM3D (oracle)",
+          "clean": "clean"}
+
+
+def stem_bench_figure(result: Any, path: Path) -> Path:
+    """Write the PNG of ``result`` (a ``StemBenchResult``) to ``path``; returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from mcnn.data.image_io import PixelSize
+
+    frames = result.figure
+    if not frames:
+        raise ValueError("the benchmark kept no frames for the figure")
+    summary = result.summary
+    snr = next(r for r in summary["snrs"]
+               if r["target_snr_db"] == (summary["settings"]["figure_snr_db"]
+                                         if summary["settings"]["figure_snr_db"] is not None
+                                         else min(summary["settings"]["snrs_db"])))
+    names = [n for n in ("raw", "mcnn", "gaussian", "bm3d", "clean") if n in frames[0]]
+    ps = None if result.pixel_size_pm is None else PixelSize(result.pixel_size_pm,
+                                                             result.pixel_size_pm, "pm")
+    fig, axes = plt.subplots(len(frames), len(names), figsize=(2.3 * len(names),
+                                                               2.3 * len(frames) + 0.5),
+                             squeeze=False)
+    for r, panels in enumerate(frames):
+        lo, hi = np.percentile(panels["clean"], [0.5, 99.8])
+        for c, name in enumerate(names):
+            ax = axes[r][c]
+            ax.imshow(panels[name], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.contour(panels["vacuum"].astype(float), levels=[0.5], colors="cyan",
+                       linewidths=0.6, linestyles="dashed")
+            false = result.false_atoms[r].get(name) if r < len(result.false_atoms) else None
+            if false is not None and len(false):
+                ax.plot(false[:, 1], false[:, 0], "x", color="red", markersize=4, mew=1)
+            ax.set_axis_off()
+            if r == 0:
+                m = snr["methods"].get(name)
+                sub = "" if m is None else f"\n{m['psnr_db']:.1f} dB, SSIM {m['ssim']:.2f}"
+                ax.set_title(TITLES[name] + sub, fontsize=8)
+            scale_bar(ax, panels[name].shape, ps)
+    fig.suptitle(f"input SNR {snr['input_snr_db']:.1f} dB ({snr['dose_e_per_px']:.3g} e/px); "
+                 "dashed: vacuum, x: atoms found in vacuum", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return path

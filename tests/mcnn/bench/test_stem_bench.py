@@ -1,0 +1,163 @@
+"""The STEM benchmark with a tiny model trained here: finite numbers, the oracle Gaussian sigma,
+atom matching and false atoms in vacuum, BM3D when importable, and one-line errors."""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mcnn.bench.stem import (
+    StemBenchSettings,
+    best_gaussian_sigma,
+    detect_atoms,
+    false_atoms_per_kpx,
+    gaussian,
+    make_test_frames,
+    match_atoms,
+    noisy_at_snr,
+    run_stem_bench,
+    shifted_simulator_config,
+)
+from mcnn.physics.procedural import ProceduralContent
+
+ROOT = Path(__file__).resolve().parents[3]
+STEM_SIM = {"name": "stem", "pixel_size_pm": 20.0, "spacing_pm_range": [200.0, 400.0],
+            "atom_sigma_pm_range": [25.0, 45.0], "detector_noise_e": 0.1}
+
+
+def train_tiny_stem(out: Path) -> Path:
+    """A tiny STEM model from the shipped CPU config, 3 steps on 32^2 frames."""
+    from mcnn.config_io import load_config
+    from mcnn.train.config import TrainConfig
+    from mcnn.train.trainer import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = load_config(TrainConfig, ROOT / "configs" / "denoise-stem-cpu.yaml", {
+        "out_dir": str(out), "name": "tiny", "model.depth": 2, "model.base_width": 8,
+        "model.max_width": 16, "model.branches": 2, "data.size": [32, 32],
+        "data.examples_per_epoch": 8, "data.val_examples": 2, "train.steps": 3,
+        "train.batch_size": 2, "train.val_every": 3, "train.val_batch_size": 2,
+        "train.checkpoint_every": 3, "train.tensorboard": False, "train.sample_images": 1,
+        "train.device": "cpu", "optim.warmup_steps": 0,
+    })
+    Trainer(cfg, progress=False).fit()
+    torch.set_num_threads(threads)
+    return out / "tiny"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return train_tiny_stem(tmp_path_factory.mktemp("runs"))
+
+
+FAST = dict(frames=2, size_px=(48, 48), snrs_db=[-5.0], timing_repeats=1,
+            gaussian_sigmas_px=[0.5, 1.0, 2.0, 4.0], device="cpu")
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def test_every_number_is_finite_and_the_gaussian_sigma_is_the_argmin_of_its_grid(run):
+    result = run_stem_bench(run, StemBenchSettings(**FAST))
+    s = result.summary
+    (row,) = s["snrs"]
+    assert abs(row["input_snr_db"] - -5.0) < 0.1  # the dose was corrected to the target
+    assert set(row["methods"]) == {"raw", "mcnn", "gaussian"}  # bm3d is not installed here
+    assert any("bm3d: skipped" in n for n in s["notes"])
+    for m in row["methods"].values():
+        for key in ("psnr_db", "ssim", "snr_db", "false_atoms_per_1000_vacuum_px"):
+            assert _finite(m[key]), key
+        assert m["atoms_true"] > 0
+    grid, mse = FAST["gaussian_sigmas_px"], list(row["gaussian_mse_by_sigma"].values())
+    assert row["gaussian_sigma_px"] == grid[int(np.argmin(mse))]
+    # the oracle Gaussian beats the raw input; the clean frame has no atoms in vacuum
+    assert row["methods"]["gaussian"]["psnr_db"] > row["methods"]["raw"]["psnr_db"]
+    assert row["clean_false_atoms_per_1000_vacuum_px"] == 0
+    # test frames are from another setting than training: spacing x0.8, sigma x1.25 (in px)
+    assert s["test_px_ranges"]["spacing"] == pytest.approx([8.0, 16.0])
+    assert s["test_px_ranges"]["atom_sigma"] == pytest.approx([1.5625, 2.8125])
+    assert s["timing_ms_per_frame"]["mcnn"]["ms_median"] > 0
+    assert "| MCNN |" in s["table_markdown"] and len(result.figure) == 2
+
+
+def test_oracle_sigma_is_the_grid_argmin_on_known_noise():
+    rng = np.random.default_rng(0)
+    clean = np.stack([gaussian(rng.random((32, 32)).astype(np.float32), 3.0) for _ in range(2)])
+    noisy = clean + rng.normal(0, 0.3, clean.shape).astype(np.float32)
+    grid = [0.0, 0.5, 1.0, 2.0, 3.0]
+    sigma, mse = best_gaussian_sigma(noisy, clean, grid)
+    assert sigma == grid[int(np.argmin(mse))] and sigma > 0
+    assert mse[0] == pytest.approx(float(np.mean((noisy - clean) ** 2)), rel=1e-5)
+
+
+def test_clean_against_clean_matches_every_atom_with_zero_error():
+    cfg = shifted_simulator_config(STEM_SIM)
+    clean, vacuum = make_test_frames(cfg, ProceduralContent(), 1, (64, 64), 3, 0.3)
+    image = clean[0, 0].numpy()
+    assert vacuum.float().mean() > 0.05 and image[vacuum[0].numpy()].max() < 0.05
+    peaks = detect_atoms(image, 3, 0.5)
+    assert len(peaks) > 5
+    m = match_atoms(peaks, peaks, 2.0)
+    assert m["distance_sum_px"] == 0 and m["matched_true"] == m["true"] == len(peaks)
+    assert m["matched_found"] == m["found"] == len(peaks)
+    assert false_atoms_per_kpx(peaks, vacuum[0].numpy())[0] == 0
+
+
+def test_a_blob_placed_in_vacuum_is_one_false_atom():
+    image = np.zeros((40, 40), np.float32)
+    yy, xx = np.mgrid[:40, :40]
+    image += np.exp(-((yy - 10) ** 2 + (xx - 10) ** 2) / 4.0)  # an atom in the crystal
+    image += np.exp(-((yy - 30) ** 2 + (xx - 28) ** 2) / 4.0)  # a blob in vacuum
+    vacuum = np.zeros((40, 40), bool)
+    vacuum[20:, :] = True
+    peaks = detect_atoms(image, 3, 0.3)
+    assert false_atoms_per_kpx(peaks, vacuum) == (1, 800)
+    truth = np.array([[10, 10]])
+    m = match_atoms(peaks, truth, 2.0)
+    assert (m["matched_true"], m["matched_found"], m["found"]) == (1, 1, 2)  # precision 0.5
+    shifted = match_atoms(np.array([[11, 10]]), truth, 2.0)
+    assert shifted["distance_sum_px"] == pytest.approx(1.0)
+
+
+def test_dose_is_corrected_to_the_measured_target_snr():
+    cfg = shifted_simulator_config(STEM_SIM, overrides={"detector_noise_e": 0.3})
+    clean, _ = make_test_frames(cfg, ProceduralContent(), 2, (32, 32), 1, 0.0)
+    for target in (0.0, -10.0):
+        _, dose, measured = noisy_at_snr(cfg, clean, target, seed=4)
+        assert abs(measured - target) < 0.1 and dose > 0
+
+
+def test_bm3d_runs_with_its_oracle_sigma_when_importable(run, monkeypatch):
+    """A stand-in ``bm3d`` module (a Gaussian filter of width sigma_psd) exercises the BM3D path."""
+    fake = types.ModuleType("bm3d")
+    fake.bm3d = lambda z, sigma_psd: gaussian(z[None], float(sigma_psd))[0]
+    monkeypatch.setitem(sys.modules, "bm3d", fake)
+    result = run_stem_bench(run, StemBenchSettings(**FAST, bm3d_sigma_scales=[0.1, 0.5, 1.0]))
+    (row,) = result.summary["snrs"]
+    assert "bm3d" in row["methods"] and _finite(row["methods"]["bm3d"]["psnr_db"])
+    mse = list(row["bm3d_mse_by_sigma"].values())
+    assert row["bm3d_sigma_psd"] == pytest.approx(float(list(row["bm3d_mse_by_sigma"])[
+        int(np.argmin(mse))]), rel=1e-3)
+    assert result.summary["timing_ms_per_frame"]["mcnn_speedup_vs_bm3d"] > 0
+    assert "BM3D (oracle" in result.summary["table_markdown"]
+
+
+def test_a_model_without_stem_training_data_is_refused(run, tmp_path):
+    from mcnn.models import MCNN, ModelConfig
+    from mcnn.weights import save_model
+
+    path = tmp_path / "lap.safetensors"
+    save_model(MCNN(ModelConfig(depth=2, base_width=4, max_width=8, branches=1)), path,
+               {"kind": "simulated", "simulator": {"name": "laplacian"}})
+    with pytest.raises(ValueError, match="not a STEM model.*'laplacian'"):
+        run_stem_bench(path, StemBenchSettings(**FAST))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        run_stem_bench(run, StemBenchSettings(**{**FAST, "size_px": (50, 48)}))
