@@ -84,7 +84,7 @@ class StemBenchSettings(BaseModel):
         default=0.25, gt=0, le=1, description="Match radius, in minimum column spacings.")
     gaussian_sigmas_px: list[float] = Field(default=list(DEFAULT_GAUSSIAN_SIGMAS_PX), min_length=1)
     bm3d_sigma_scales: list[float] = Field(
-        default=[0.5, 0.75, 1.0, 1.5], min_length=1,
+        default=[0.75, 1.0, 1.5, 2.0, 3.0, 4.0], min_length=1,
         description="BM3D sigma_psd grid, x the set's true noise std (raw - clean).")
     use_bm3d: bool = Field(default=True, description="Run BM3D when the package is importable.")
     figure_snr_db: float | None = Field(default=None, description="SNR of the figure (default: lowest).")
@@ -376,6 +376,14 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
             row["bm3d_sigma_psd"] = round(grid[best], 5)
             row["bm3d_mse_by_sigma"] = {f"{s:.5g}": round(m, 6) for s, m in zip(grid, mse,
                                                                                  strict=True)}
+        edges = {"gaussian": (settings.gaussian_sigmas_px.index(g_sigma),
+                              len(settings.gaussian_sigmas_px))}
+        if bm3d is not None:
+            edges["bm3d"] = (best, len(settings.bm3d_sigma_scales))
+        for name, (idx, n) in edges.items():
+            if n > 1 and idx in (0, n - 1):
+                notes.append(f"{name}: at {target:g} dB the best sigma is at the edge of its "
+                             "grid; widen the grid")
         keep = 2 if target == figure_snr else 0
         methods: dict[str, Any] = {}
         vac_peaks: dict[str, list[np.ndarray]] = {}

@@ -88,6 +88,13 @@ def test_every_number_is_finite_and_the_gaussian_sigma_is_the_argmin_of_its_grid
     assert "| MCNN |" in s["table_markdown"] and len(result.figure) == 2
 
 
+def test_a_best_sigma_at_the_edge_of_its_grid_is_noted(run):
+    result = run_stem_bench(run, StemBenchSettings(**{**FAST, "gaussian_sigmas_px": [0.1, 0.2]}))
+    assert result.summary["snrs"][0]["gaussian_sigma_px"] == 0.2
+    assert any(n.startswith("gaussian: at -5 dB the best sigma is at the edge") for n in
+               result.summary["notes"])
+
+
 def test_oracle_sigma_is_the_grid_argmin_on_known_noise():
     rng = np.random.default_rng(0)
     clean = np.stack([gaussian(rng.random((32, 32)).astype(np.float32), 3.0) for _ in range(2)])
