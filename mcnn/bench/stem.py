@@ -406,6 +406,7 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
             timing_inputs = (noisy[0], g_sigma, row.get("bm3d_sigma_psd"))
         if timing_inputs is None and k == len(settings.snrs_db) - 1:
             timing_inputs = (noisy[0], g_sigma, row.get("bm3d_sigma_psd"))
+    assert timing_inputs is not None  # set on the last SNR at the latest
     frame, g_sigma, b_sigma = timing_inputs
     timing = _time_methods(predictor, frame, g_sigma, bm3d, b_sigma, settings.timing_repeats)
     result.summary = {
