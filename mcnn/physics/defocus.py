@@ -79,7 +79,14 @@ def angular_spectrum_kernel(
     keep = propagating.to(torch.float64).expand_as(phase)
     if band_limit:
         keep = keep * _band_limit(size, z, wavelength_um / medium_index, pixel_size_um, fy, fx)
-    return torch.polar(keep.contiguous(), phase).to(torch.complex64)
+    return _phasor(keep, phase)
+
+
+def _phasor(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """``magnitude * exp(i phase)`` from float64 parts, as complex64: cos and sin separately (4x
+    faster than a float64 ``torch.polar`` on the CPU, same values)."""
+    return torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase)).to(
+        torch.complex64)
 
 
 def _band_limit(
@@ -108,7 +115,7 @@ def fresnel_kernel(
     fy, fx = _frequencies(size, pixel_size_um)
     z = z_um.to(torch.float64).reshape(*z_um.shape, 1, 1)
     phase = -math.pi * (wavelength_um / medium_index) * z * (fy**2 + fx**2)
-    return torch.polar(torch.ones_like(phase), phase).to(torch.complex64)
+    return _phasor(torch.ones_like(phase), phase)
 
 
 def pupil(
@@ -238,24 +245,28 @@ def fourier_shift(x: torch.Tensor, shift_px: torch.Tensor) -> torch.Tensor:
 class TransferCache:
     """Per-distance transfer functions (kernel x pupil) and coherence envelopes of one simulator.
 
-    Building a float64 kernel costs several times the FFTs it feeds (2.4 ms against 0.4 ms for two
-    planes at 192 px), and without jitter every example uses the same few distances, so each
-    ``(grid size, distance, device)`` is built once and kept, least recently used first out, within
-    ``max_bytes``. A batch builds each distinct distance once. Entries are made by the same
-    functions as the uncached path (``angular_spectrum_kernel``, ``fresnel_kernel``, ``pupil``,
-    ``coherence_envelope``), one distance at a time; the values are the same to float32 rounding.
+    A kernel built from scratch cost several times the FFTs it feeds (3.2 ms against 0.8 ms for
+    two planes on a 192 px grid) and was rebuilt for every example. Here the parts that do not
+    depend on z (frequencies, the square root, the pass mask) are built once per grid, and each
+    ``(grid, distance, device)`` kernel is kept, least recently used first out, within
+    ``max_bytes``: without jitter every example reuses the same few kernels, and a batch builds
+    each distinct distance once. Values are those of the public functions (same float64 steps).
     """
 
     def __init__(self, config: DefocusConfig, max_bytes: int = 256 * 2**20) -> None:
         self.config = config
         self.max_bytes = max_bytes
+        # Jittered distances are drawn anew per example: keep only the per-grid parts.
+        self.keep_distances = config.defocus_jitter_um == 0 and config.focus_offset_um == 0
         self._entries: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._bases: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._bytes = 0
         self.hits = 0
         self.misses = 0
 
     def clear(self) -> None:
         self._entries.clear()
+        self._bases.clear()
         self._bytes = 0
 
     def kernels(self, size: tuple[int, int], z_um: torch.Tensor, device: torch.device
@@ -270,16 +281,37 @@ class TransferCache:
         return self._lookup("envelope", size, z_um, device, self._build_envelopes)
 
     def _build_kernels(self, size: tuple[int, int], z: torch.Tensor) -> torch.Tensor:
+        """``(len(z), H, W)`` complex64, the same values as ``angular_spectrum_kernel`` /
+        ``fresnel_kernel`` x ``pupil`` (same float64 operations, in the same order)."""
         c = self.config
+        f2, delta, keep = self._base(size)
+        zz = z.to(torch.float64).view(-1, 1, 1)
         if c.propagator == "fresnel":
-            k = fresnel_kernel(size, z, c.wavelength_um, c.pixel_size_um,
-                               medium_index=c.medium_index)
+            phase = -math.pi * (c.wavelength_um / c.medium_index) * zz * f2
         else:
-            k = angular_spectrum_kernel(size, z, c.wavelength_um, c.pixel_size_um,
-                                        medium_index=c.medium_index, band_limit=c.band_limited)
-        if c.numerical_aperture is not None:
-            k = k * pupil(size, c.wavelength_um, c.pixel_size_um, c.numerical_aperture)
-        return k
+            phase = 2 * math.pi * zz * delta
+        magnitude = keep.expand_as(phase)
+        if c.band_limited and c.propagator == "angular_spectrum":
+            fy, fx = _frequencies(size, c.pixel_size_um)
+            magnitude = magnitude * _band_limit(size, zz, c.wavelength_um / c.medium_index,
+                                                c.pixel_size_um, fy, fx)
+        return _phasor(magnitude, phase)
+
+    def _base(self, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Distance-independent float64 parts, cached per grid: ``f^2``, ``delta`` (the kernel
+        phase per 2 pi um of z) and the pass mask (propagating frequencies x NA pupil)."""
+        key = ("base", size)
+        if key not in self._bases:
+            c = self.config
+            fy, fx = _frequencies(size, c.pixel_size_um)
+            f2 = fy**2 + fx**2
+            k = c.medium_index / c.wavelength_um  # 1 / wavelength in the medium
+            delta = -f2 / (k + torch.sqrt((k**2 - f2).clamp_min(0.0)))
+            keep = torch.ones_like(f2) if c.propagator == "fresnel" else (f2 < k**2).double()
+            if c.numerical_aperture is not None:
+                keep = keep * (f2 <= (c.numerical_aperture / c.wavelength_um) ** 2)
+            self._bases[key] = (f2, delta, keep)
+        return self._bases[key]
 
     def _build_envelopes(self, size: tuple[int, int], z: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -289,6 +321,9 @@ class TransferCache:
 
     def _lookup(self, kind: str, size: tuple[int, int], z_um: torch.Tensor, device: torch.device,
                 build) -> torch.Tensor:
+        if not self.keep_distances:  # jittered: distances never repeat, storing them is waste
+            return build(size, z_um.detach().cpu().reshape(-1)).to(device).view(
+                *z_um.shape, *size)
         rows = z_um.detach().cpu().tolist()
         same = all(r == rows[0] for r in rows)
         values = rows[0] if same else [v for r in rows for v in r]

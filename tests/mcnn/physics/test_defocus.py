@@ -308,7 +308,7 @@ def _uncached_intensity(sim: DefocusSeriesSimulator, phase: torch.Tensor, amplit
     out = propagate(field, z, c.wavelength_um, c.pixel_size_um, medium_index=c.medium_index,
                     propagator=c.propagator, band_limit=c.band_limited,
                     numerical_aperture=c.numerical_aperture)
-    intensity = out.abs() ** 2
+    intensity = out.real**2 + out.imag**2
     if c.illumination_na > 0 or c.bandwidth_um > 0:
         env = coherence_envelope(intensity.shape[-2:], z, c.wavelength_um, c.pixel_size_um,
                                  medium_index=c.medium_index, illumination_na=c.illumination_na,
@@ -321,6 +321,7 @@ def _uncached_intensity(sim: DefocusSeriesSimulator, phase: torch.Tensor, amplit
     {},
     {"propagator": "fresnel", "numerical_aperture": 0.2},
     {"band_limited": True, "medium_index": 1.33, "illumination_na": 0.05, "bandwidth_um": 0.01},
+    {"defocus_jitter_um": 1.0, "numerical_aperture": 0.3, "illumination_na": 0.05},
 ])
 def test_cached_transfer_functions_give_the_uncached_intensities(options: dict) -> None:
     sim = DefocusSeriesSimulator(DefocusConfig(defocus_um=[-30.0, 0.0, 30.0], **options))
@@ -331,8 +332,11 @@ def test_cached_transfer_functions_give_the_uncached_intensities(options: dict) 
     mixed = torch.tensor([[-30.0, 0.0, 30.0], [-31.5, 0.5, 29.0]])  # per-example distances
     for z in (same, mixed, same):  # the second `same` is served from the cache
         expected = _uncached_intensity(sim, phase, amplitude, z)
-        torch.testing.assert_close(sim(phase, amplitude, z), expected, atol=1e-6, rtol=1e-6)
-    assert sim.transfer.hits >= 3  # the repeated distances were not rebuilt
+        assert torch.equal(sim(phase, amplitude, z), expected)  # bit for bit
+    if sim.transfer.keep_distances:
+        assert sim.transfer.hits >= 3  # the repeated distances were not rebuilt
+    else:  # jittered distances never repeat: nothing per distance is stored
+        assert not sim.transfer._entries
 
 
 def test_cached_simulator_draws_the_same_examples_from_the_same_seed() -> None:
@@ -354,7 +358,21 @@ def test_transfer_cache_stays_within_its_byte_budget() -> None:
     kernels = cache.kernels((16, 16), z, torch.device("cpu"))
     assert kernels.shape == (2, 5, 16, 16)
     assert len(cache._entries) == 3 and cache._bytes <= cache.max_bytes
-    torch.testing.assert_close(kernels[1, 4], propagate_kernel_for(9.0))
+    assert torch.equal(kernels[1, 4], propagate_kernel_for(9.0))
+
+
+def test_kernel_equals_the_float64_polar_form() -> None:
+    # cos/sin replaced torch.polar for speed; the complex64 kernel must not change.
+    from mcnn.physics.defocus import _frequencies, angular_spectrum_kernel
+
+    z = torch.tensor([[-100.0, 3.7, 250.0]])
+    kernel = angular_spectrum_kernel((40, 24), z, 0.532, 0.8, medium_index=1.33)
+    fy, fx = _frequencies((40, 24), 0.8)
+    f2, k = fy**2 + fx**2, 1.33 / 0.532
+    delta = -f2 / (k + torch.sqrt((k**2 - f2).clamp_min(0.0)))
+    phase = 2 * math.pi * z.double().view(1, 3, 1, 1) * delta
+    keep = (f2 < k**2).double().expand_as(phase).contiguous()
+    assert torch.equal(kernel, torch.polar(keep, phase).to(torch.complex64))
 
 
 def propagate_kernel_for(z_um: float) -> torch.Tensor:
