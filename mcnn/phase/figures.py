@@ -144,7 +144,7 @@ def _save_palette_png(fig: Any, path: Path) -> None:
     fig.savefig(buffer, format="png")
     buffer.seek(0)
     with Image.open(buffer) as image:
-        palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
+        palette = image.convert("RGB").quantize(256, method=Image.Quantize.MAXCOVERAGE,
                                                 dither=Image.Dither.NONE)
         palette.save(path, optimize=True)
 
