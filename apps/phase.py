@@ -141,6 +141,8 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from mcnn.infer import Predictor
     from mcnn.phase.compare import format_table, metrics, run_baseline, run_network
     from mcnn.phase.figures import save_comparison
@@ -149,9 +151,11 @@ def compare(args: argparse.Namespace) -> int:
     results = []
     for path in args.model:
         predictor = Predictor.from_checkpoint(path, device=args.device)
-        name = f"MCNN {_model_label(path)}"
+        label = _model_label(path)
+        name = label if label.lower().startswith("mcnn") else f"MCNN {label}"
         results.append(run_network(predictor, series, name, tolerance=args.tolerance,
-                                   allow_mismatch=args.allow_mismatch, resample=args.resample))
+                                   allow_mismatch=args.allow_mismatch, resample=args.resample,
+                                   warmup=True))
     for method in args.methods:
         options: dict[str, Any] = {"regularization": args.regularization}
         if method == "gs":
@@ -161,9 +165,12 @@ def compare(args: argparse.Namespace) -> int:
         raise ValueError("nothing to compare: give --model and/or --methods")
     rows = metrics(results, series.ground_truth)
     args.out.mkdir(parents=True, exist_ok=True)
-    subtitles = {r.name: f"{len(r.defocus_um)} planes, {1000 * r.seconds:.0f} ms" for r in results}
+    subtitles = {r.name: f"{_planes_label(r.defocus_um)}, {1000 * r.seconds:.0f} ms"
+                 for r in results}
+    shown = int(np.argmax(np.abs(series.defocus_um)))  # the most defocused plane
+    intensity = (f"recorded, z = {series.defocus_um[shown]:+g} µm", series.intensities[shown])
     figure = save_comparison({r.name: r.phase for r in results}, series.pixel_size_um,
-                             args.out / "compare.png", series.ground_truth, subtitles)
+                             args.out / "compare.png", series.ground_truth, subtitles, intensity)
     (args.out / "metrics.json").write_text(json.dumps(
         {"series": str(args.series), "wavelength_um": series.wavelength_um,
          "pixel_size_um": series.pixel_size_um, "defocus_um": list(series.defocus_um),
@@ -171,6 +178,13 @@ def compare(args: argparse.Namespace) -> int:
     print(format_table(rows))
     print(json.dumps({"written": [str(figure), str(args.out / "metrics.json")]}))
     return 0
+
+
+def _planes_label(defocus_um: tuple[float, ...]) -> str:
+    """``-50, 0, +50 µm`` for up to three planes, ``5 planes, -100..+100 µm`` beyond."""
+    if len(defocus_um) <= 3:
+        return ", ".join(f"{z:+g}" if z else "0" for z in defocus_um) + " µm"
+    return f"{len(defocus_um)} planes, {min(defocus_um):+g}..{max(defocus_um):+g} µm"
 
 
 def bench(args: argparse.Namespace) -> int:

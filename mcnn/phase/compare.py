@@ -55,10 +55,14 @@ def run_network(
     tolerance: float = 0.01,
     allow_mismatch: bool = False,
     resample: bool = False,
+    warmup: bool = False,
 ) -> MethodResult:
-    """The model on the planes it was trained for; output on the series' own pixel grid."""
+    """The model on the planes it was trained for; output on the series' own pixel grid.
+    ``warmup``: run it once untimed first, so ``seconds`` leaves out first-call allocation."""
     ready, problems = match_series_to_model(series, predictor.training_data, tolerance=tolerance,
                                             allow_mismatch=allow_mismatch, resample=resample)
+    if warmup:
+        predictor.predict(ready.intensities)
     start = time.perf_counter()
     y = np.asarray(predictor.predict(ready.intensities), dtype=np.float32)
     seconds = time.perf_counter() - start

@@ -294,3 +294,90 @@ def test_shipped_phase_configs_that_predict_amplitude_give_it_contrast() -> None
         assert isinstance(sim, DefocusConfig)
         if sim.predict_amplitude:
             assert sim.amplitude_contrast > 0, path.name
+
+
+def _uncached_intensity(sim: DefocusSeriesSimulator, phase: torch.Tensor, amplitude: torch.Tensor,
+                        z: torch.Tensor) -> torch.Tensor:
+    """The simulator's forward rebuilt from the public, uncached functions."""
+    from mcnn.physics.defocus import coherence_envelope, pad_field
+
+    c = sim.config
+    h, w = phase.shape[-2:]
+    py, px = sim.pad_px((h, w), float(z.abs().max()))
+    field = pad_field(torch.polar(amplitude, phase), (py, px), c.pad_mode)
+    out = propagate(field, z, c.wavelength_um, c.pixel_size_um, medium_index=c.medium_index,
+                    propagator=c.propagator, band_limit=c.band_limited,
+                    numerical_aperture=c.numerical_aperture)
+    intensity = out.real**2 + out.imag**2
+    if c.illumination_na > 0 or c.bandwidth_um > 0:
+        env = coherence_envelope(intensity.shape[-2:], z, c.wavelength_um, c.pixel_size_um,
+                                 medium_index=c.medium_index, illumination_na=c.illumination_na,
+                                 bandwidth_um=c.bandwidth_um)
+        intensity = torch.fft.ifft2(torch.fft.fft2(intensity) * env).real.clamp_min(0.0)
+    return intensity[..., py : py + h, px : px + w]
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"propagator": "fresnel", "numerical_aperture": 0.2},
+    {"band_limited": True, "medium_index": 1.33, "illumination_na": 0.05, "bandwidth_um": 0.01},
+    {"defocus_jitter_um": 1.0, "numerical_aperture": 0.3, "illumination_na": 0.05},
+])
+def test_cached_transfer_functions_give_the_uncached_intensities(options: dict) -> None:
+    sim = DefocusSeriesSimulator(DefocusConfig(defocus_um=[-30.0, 0.0, 30.0], **options))
+    g = torch.Generator().manual_seed(4)
+    phase = 3.0 * torch.rand(2, 1, 24, 20, generator=g)
+    amplitude = 0.5 + 0.5 * torch.rand(2, 1, 24, 20, generator=g)
+    same = torch.tensor([[-30.0, 0.0, 30.0]]).expand(2, 3)  # one row for the batch: cached
+    mixed = torch.tensor([[-30.0, 0.0, 30.0], [-31.5, 0.5, 29.0]])  # per-example distances
+    for z in (same, mixed, same):  # the second `same` is served from the cache
+        expected = _uncached_intensity(sim, phase, amplitude, z)
+        assert torch.equal(sim(phase, amplitude, z), expected)  # bit for bit
+    if sim.transfer.keep_distances:
+        assert sim.transfer.hits >= 3  # the repeated distances were not rebuilt
+    else:  # jittered distances never repeat: nothing per distance is stored
+        assert not sim.transfer._entries
+
+
+def test_cached_simulator_draws_the_same_examples_from_the_same_seed() -> None:
+    cfg = DefocusConfig(defocus_um=[-20.0, 20.0], photons_per_px=500, amplitude_contrast=0.2)
+    content = ProceduralContent()
+    warm = DefocusSeriesSimulator(cfg)
+    warm.sample(3, (32, 32), torch.Generator().manual_seed(1), content)  # fills the cache
+    x1, y1 = warm.sample(2, (32, 32), torch.Generator().manual_seed(9), content)
+    x2, y2 = DefocusSeriesSimulator(cfg).sample(2, (32, 32), torch.Generator().manual_seed(9),
+                                               content)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_transfer_cache_stays_within_its_byte_budget() -> None:
+    from mcnn.physics.defocus import TransferCache
+
+    cache = TransferCache(DefocusConfig(), max_bytes=3 * 16 * 16 * 8)  # three 16x16 complex64
+    z = torch.arange(10, dtype=torch.float32).view(2, 5)
+    kernels = cache.kernels((16, 16), z, torch.device("cpu"))
+    assert kernels.shape == (2, 5, 16, 16)
+    assert len(cache._entries) == 3 and cache._bytes <= cache.max_bytes
+    assert torch.equal(kernels[1, 4], propagate_kernel_for(9.0))
+
+
+def test_kernel_equals_the_float64_polar_form() -> None:
+    # cos/sin replaced torch.polar for speed; the complex64 kernel must not change.
+    from mcnn.physics.defocus import _frequencies, angular_spectrum_kernel
+
+    z = torch.tensor([[-100.0, 3.7, 250.0]])
+    kernel = angular_spectrum_kernel((40, 24), z, 0.532, 0.8, medium_index=1.33)
+    fy, fx = _frequencies((40, 24), 0.8)
+    f2, k = fy**2 + fx**2, 1.33 / 0.532
+    delta = -f2 / (k + torch.sqrt((k**2 - f2).clamp_min(0.0)))
+    phase = 2 * math.pi * z.double().view(1, 3, 1, 1) * delta
+    keep = (f2 < k**2).double().expand_as(phase).contiguous()
+    assert torch.equal(kernel, torch.polar(keep, phase).to(torch.complex64))
+
+
+def propagate_kernel_for(z_um: float) -> torch.Tensor:
+    from mcnn.physics.defocus import angular_spectrum_kernel
+
+    c = DefocusConfig()
+    return angular_spectrum_kernel((16, 16), torch.tensor([z_um]), c.wavelength_um,
+                                   c.pixel_size_um)[0]
