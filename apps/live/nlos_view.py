@@ -10,7 +10,6 @@ display fps, inference and end-to-end latency (median/p95) as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from apps.live.checkpoint import (
     predictor_options,
     training_config,
 )
-from apps.live.pipeline import LivePipeline, LiveResult, Processed, run_headless
+from apps.live.pipeline import LivePipeline, LiveResult, Processed, print_report, run_headless
 
 PROG = "nlos-view"
 
@@ -323,17 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             recording = session.close()
         stats.update(describe_predictor(session.predictor))
-        for key in ("psnr_db", "ssim", "corr"):
-            got = [v[key] for v in values if key in v]
-            if got:
-                stats[f"{key}_mean"] = round(float(np.mean(got)), 4)
         if recording is not None:
             stats["recording"] = recording
-        print(json.dumps(stats))
-        if stats.get("source_error"):
-            print(f"{PROG}: error: {stats['source_error']}", file=sys.stderr)
-            return 1
-        return 0
+        return print_report(PROG, stats, values, ("psnr_db", "ssim", "corr"))
 
     return run_cli(PROG, body)
 

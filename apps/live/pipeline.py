@@ -308,3 +308,21 @@ def run_headless(pipeline: LivePipeline, frames: int, *, timeout_s: float = 120.
     out["interrupted"] = stop.is_set()
     out["timed_out"] = shown < frames + warmup and not stop.is_set() and not pipeline.done
     return out
+
+
+def print_report(prog: str, stats: dict[str, Any], values: list[dict[str, float]],
+                 keys: tuple[str, ...]) -> int:
+    """Both viewers' end of a run: means of the per-frame ``keys`` added to ``stats``, the JSON on
+    stdout, and exit code 1 with one line when the source failed during the run."""
+    import json
+    import sys
+
+    for key in keys:
+        got = [v[key] for v in values if key in v]
+        if got:
+            stats[f"{key}_mean"] = round(float(np.mean(got)), 4)
+    print(json.dumps(stats))
+    if stats.get("source_error"):
+        print(f"{prog}: error: {stats['source_error']}", file=sys.stderr)
+        return 1
+    return 0

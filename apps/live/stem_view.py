@@ -11,7 +11,6 @@ fps. Denoised frames are saved as float32 TIFF (save button, or every frame with
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from apps.live.checkpoint import (
     describe_predictor,
     predictor_options,
 )
-from apps.live.pipeline import LivePipeline, LiveResult, Processed, run_headless
+from apps.live.pipeline import LivePipeline, LiveResult, Processed, print_report, run_headless
 
 PROG = "stem-view"
 
@@ -318,15 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             pipeline.stop()
         stats.update(describe_predictor(predictor))
-        for key in ("psnr_raw_db", "psnr_db"):
-            got = [v[key] for v in values if key in v]
-            if got:
-                stats[f"{key}_mean"] = round(float(np.mean(got)), 3)
-        print(json.dumps(stats))
-        if stats.get("source_error"):
-            print(f"{PROG}: error: {stats['source_error']}", file=sys.stderr)
-            return 1
-        return 0
+        return print_report(PROG, stats, values, ("psnr_raw_db", "psnr_db"))
 
     return run_cli(PROG, body)
 
