@@ -87,6 +87,18 @@ def describe_predictor(predictor: Any) -> dict[str, Any]:
             "pinned": bool(getattr(predictor, "pinned", False))}
 
 
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """How long a viewer runs and what it leaves: the flags both viewers share."""
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N displayed frames")
+    p.add_argument("--warmup", type=int, default=3, metavar="N",
+                   help="headless: frames not measured at the start (default 3)")
+    p.add_argument("--no-window", action="store_true",
+                   help="headless: no window; print the benchmark JSON (needs --frames)")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="save the window as PNG when it closes (use with --frames)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
 def check_frame_arguments(args: Any) -> None:
     """The headless-run flags both viewers share: ``--no-window`` needs ``--frames N >= 1``."""
     if args.no_window and not args.frames:

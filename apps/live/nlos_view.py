@@ -19,6 +19,7 @@ import numpy as np
 from apps.cli import run_cli, setup_logging
 from apps.live.checkpoint import (
     InputSpec,
+    add_run_arguments,
     add_speed_arguments,
     check_frame_arguments,
     describe_predictor,
@@ -57,14 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_speed_arguments(p)
     p.add_argument("--record", type=Path, metavar="DIR",
                    help="save (camera, screen) pairs to this new recording folder from the start")
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N displayed frames")
-    p.add_argument("--warmup", type=int, default=3, metavar="N",
-                   help="headless: frames not measured at the start (default 3)")
-    p.add_argument("--no-window", action="store_true",
-                   help="headless: no window; print the benchmark JSON (needs --frames)")
-    p.add_argument("--screenshot", type=Path, metavar="PNG",
-                   help="save the window as PNG when it closes (use with --frames)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_run_arguments(p)
     return p
 
 

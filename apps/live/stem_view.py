@@ -20,6 +20,7 @@ import numpy as np
 
 from apps.cli import run_cli, setup_logging
 from apps.live.checkpoint import (
+    add_run_arguments,
     add_speed_arguments,
     check_frame_arguments,
     describe_predictor,
@@ -49,14 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", help="fixed display levels low,high (default: from the first frame)")
     p.add_argument("--save", type=Path, metavar="DIR", help="save every denoised frame (float32 TIFF)")
     add_speed_arguments(p)
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N displayed frames")
-    p.add_argument("--warmup", type=int, default=3, metavar="N",
-                   help="headless: frames not measured at the start (default 3)")
-    p.add_argument("--no-window", action="store_true",
-                   help="headless: no window; print the benchmark JSON (needs --frames)")
-    p.add_argument("--screenshot", type=Path, metavar="PNG",
-                   help="save the window as PNG when it closes (use with --frames)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_run_arguments(p)
     return p
 
 

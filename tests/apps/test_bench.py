@@ -109,26 +109,8 @@ def test_cuda_without_a_gpu_is_a_user_error(capsys):
 
 
 @pytest.fixture(scope="module")
-def stem_run(tmp_path_factory):
-    """A tiny STEM model from the shipped CPU config, 3 steps on 32^2 frames."""
-    from pathlib import Path
-
-    from mcnn.config_io import load_config
-    from mcnn.train.config import TrainConfig
-    from mcnn.train.trainer import Trainer
-
-    out = tmp_path_factory.mktemp("stem-runs")
-    root = Path(__file__).resolve().parents[2]
-    cfg = load_config(TrainConfig, root / "configs" / "denoise-stem-cpu.yaml", {
-        "out_dir": str(out), "name": "tiny", "model.depth": 2, "model.base_width": 8,
-        "model.max_width": 16, "model.branches": 2, "data.size": [32, 32],
-        "data.examples_per_epoch": 8, "data.val_examples": 2, "train.steps": 3,
-        "train.batch_size": 2, "train.val_every": 3, "train.val_batch_size": 2,
-        "train.checkpoint_every": 3, "train.tensorboard": False, "train.sample_images": 1,
-        "train.device": "cpu", "optim.warmup_steps": 0,
-    })
-    Trainer(cfg, progress=False).fit()
-    return out / "tiny"
+def stem_run(tiny_stem_run):
+    return tiny_stem_run
 
 
 def test_stem_cli_prints_json_and_writes_summary_and_figure(stem_run, tmp_path, capsys):

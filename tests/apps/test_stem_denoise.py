@@ -19,26 +19,8 @@ SHARED = ROOT / ".." / "shared" / "data" / "microscopy"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A tiny STEM model trained for a few steps from the shipped CPU config."""
-    from mcnn.config_io import load_config
-    from mcnn.train.config import TrainConfig
-    from mcnn.train.trainer import Trainer
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("runs")
-    cfg = load_config(TrainConfig, ROOT / "configs" / "denoise-stem-cpu.yaml", {
-        "out_dir": str(out), "name": "tiny", "model.depth": 2, "model.base_width": 8,
-        "model.max_width": 16, "model.branches": 2, "data.size": [32, 32],
-        "data.examples_per_epoch": 8, "data.val_examples": 2, "train.steps": 3,
-        "train.batch_size": 2, "train.val_every": 3, "train.val_batch_size": 2,
-        "train.checkpoint_every": 3, "train.tensorboard": False, "train.sample_images": 1,
-        "train.device": "cpu", "optim.warmup_steps": 0,
-    })
-    Trainer(cfg, progress=False).fit()
-    torch.set_num_threads(threads)
-    return out / "tiny"
+def run(tiny_stem_run: Path) -> Path:
+    return tiny_stem_run
 
 
 def _summary(capsys) -> dict:

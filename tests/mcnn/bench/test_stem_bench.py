@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mcnn.bench.stem import (
     StemBenchSettings,
@@ -31,30 +30,9 @@ STEM_SIM = {"name": "stem", "pixel_size_pm": 20.0, "spacing_pm_range": [200.0, 4
             "atom_sigma_pm_range": [25.0, 45.0], "detector_noise_e": 0.1}
 
 
-def train_tiny_stem(out: Path) -> Path:
-    """A tiny STEM model from the shipped CPU config, 3 steps on 32^2 frames."""
-    from mcnn.config_io import load_config
-    from mcnn.train.config import TrainConfig
-    from mcnn.train.trainer import Trainer
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cfg = load_config(TrainConfig, ROOT / "configs" / "denoise-stem-cpu.yaml", {
-        "out_dir": str(out), "name": "tiny", "model.depth": 2, "model.base_width": 8,
-        "model.max_width": 16, "model.branches": 2, "data.size": [32, 32],
-        "data.examples_per_epoch": 8, "data.val_examples": 2, "train.steps": 3,
-        "train.batch_size": 2, "train.val_every": 3, "train.val_batch_size": 2,
-        "train.checkpoint_every": 3, "train.tensorboard": False, "train.sample_images": 1,
-        "train.device": "cpu", "optim.warmup_steps": 0,
-    })
-    Trainer(cfg, progress=False).fit()
-    torch.set_num_threads(threads)
-    return out / "tiny"
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    return train_tiny_stem(tmp_path_factory.mktemp("runs"))
+def run(tiny_stem_run: Path) -> Path:
+    return tiny_stem_run
 
 
 FAST = dict(frames=2, size_px=(48, 48), snrs_db=[-5.0], timing_repeats=1,
