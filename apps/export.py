@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         model, config = load_model(args.checkpoint)
         sizes = [(args.height, args.width)]
         report: dict = {}
-        if args.format in ("onnx", "both"):
+        onnx_wanted = args.format == "onnx" or (
+            args.format == "both" and model.tie_front is None)
+        if args.format == "both" and not onnx_wanted:
+            report["onnx"] = {"skipped": export.NO_ONNX_TIE_FRONT}
+        if onnx_wanted:
             try:
                 done = export.export_onnx(
                     model, output_path(args.out, ".onnx"), height=args.height, width=args.width,

@@ -46,6 +46,9 @@ class PhaseBenchSettings(BaseModel):
     depth: int = Field(default=4, ge=1, le=8)
     base_width: int = Field(default=16, ge=1)
     lr: float = Field(default=2e-3, gt=0)
+    tie_front: bool = Field(
+        default=True, description="Networks get the TIE phase of their planes as an extra input "
+        "channel (model.tie_front); false: intensities only.")
     device: str = Field(default="auto")
     test_examples: int = Field(default=16, ge=1, le=10_000)
     regularization: float = Field(default=0.1, ge=0, description="TIE Tikhonov weight.")
@@ -62,7 +65,8 @@ def _train(settings: PhaseBenchSettings, name: str, defocus_um: list[float], out
     cfg = TrainConfig.model_validate({
         "name": name, "out_dir": str(out),
         "model": {"in_channels": len(defocus_um), "out_channels": 1, "depth": s.depth,
-                  "base_width": s.base_width, "max_width": 8 * s.base_width, "branches": 2},
+                  "base_width": s.base_width, "max_width": 8 * s.base_width, "branches": 2,
+                  "tie_front": {"regularization": s.regularization} if s.tie_front else None},
         "data": {"kind": "simulated", "size": s.size, "seed": s.seed,
                  "examples_per_epoch": max(64, s.train_steps * s.batch_size // 4),
                  "val_examples": 8, "content": s.content,

@@ -110,6 +110,10 @@ def _export_legacy(model: MCNN, x: torch.Tensor, path: Path, dynamic: bool, opse
         )
 
 
+NO_ONNX_TIE_FRONT = ("model.tie_front solves the TIE with FFTs, which the ONNX exporters cannot "
+                     "convert; export this model with --format torchscript")
+
+
 def export_onnx(
     model: MCNN,
     path: Path,
@@ -120,6 +124,8 @@ def export_onnx(
     opset: int = 18,
 ) -> OnnxExport:
     """Write ``path`` (.onnx, weights inside). ``height``/``width``: the example (or fixed) size."""
+    if getattr(model, "tie_front", None) is not None:
+        raise ExportError(NO_ONNX_TIE_FRONT)
     _require("onnx", "onnxscript")
     import onnx
 

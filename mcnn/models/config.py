@@ -32,6 +32,42 @@ class LowPassConfig(BaseModel):
         return self
 
 
+class TieFrontConfig(BaseModel):
+    """Fixed physics front for defocus series: the uniform-intensity TIE phase of the input planes
+    as one more input channel (``mcnn.models.tie_front``).
+
+    The network then corrects a physical first guess (the TIE's small-defocus linearisation, its
+    noisy low frequencies) instead of learning the inverse Laplacian from data. The physics must be
+    the data's: a training config on the defocus simulator fills the ``None`` fields from it and
+    refuses values that disagree.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["tie"] = "tie"
+    defocus_um: list[float] | None = Field(
+        default=None, min_length=1, max_length=16,
+        description="Distance of each input channel, um (None: the simulator's).")
+    wavelength_um: float | None = Field(default=None, gt=0, le=20, description="Wavelength, um.")
+    pixel_size_um: float | None = Field(default=None, gt=0, le=1000, description="Pixel pitch, um.")
+    medium_index: float | None = Field(default=None, ge=1, le=4, description="Medium index n.")
+    regularization: float = Field(
+        default=0.1, ge=0, le=1e6,
+        description="Tikhonov weight of the inverse Laplacian (x q_min^4, as mcnn.phase.tie).")
+
+    def missing(self) -> list[str]:
+        """Physics fields still unset (a model cannot be built until they are)."""
+        return [n for n in ("defocus_um", "wavelength_um", "pixel_size_um", "medium_index")
+                if getattr(self, n) is None]
+
+    @model_validator(mode="after")
+    def _some_defocus(self) -> TieFrontConfig:
+        if self.defocus_um is not None and all(z == 0 for z in self.defocus_um):
+            raise ValueError("tie_front.defocus_um: needs a plane at non-zero defocus "
+                             f"(got {self.defocus_um}); the TIE has no signal in focus")
+        return self
+
+
 class ModelConfig(BaseModel):
     """MCNN: a U-Net whose coarse decoder levels each emit an extra output (a branch).
 
@@ -72,6 +108,8 @@ class ModelConfig(BaseModel):
         default=1, description="Output size / input size (1, 2, 4 or 8), e.g. 640x360 -> 1280x720."
     )
     lowpass: LowPassConfig | None = Field(default=None, description="Fixed low-pass front layer.")
+    tie_front: TieFrontConfig | None = Field(
+        default=None, description="Defocus series: add the TIE phase as an input channel.")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
@@ -84,6 +122,12 @@ class ModelConfig(BaseModel):
                 f"output_scale={self.output_scale} gives {levels} (1/2 .. 1/{2**levels}, the "
                 "last on the bottleneck)"
             )
+        front = self.tie_front
+        if front is not None and front.defocus_um is not None and (
+                len(front.defocus_um) != self.in_channels):
+            raise ValueError(
+                f"tie_front.defocus_um has {len(front.defocus_um)} distances but in_channels="
+                f"{self.in_channels}; give one distance per input plane")
         if self.max_width < self.base_width:
             raise ValueError(
                 f"max_width={self.max_width} must be >= base_width={self.base_width}"

@@ -22,6 +22,7 @@ from torch import nn
 from mcnn.models.config import ModelConfig
 from mcnn.models.layers import down_cell, make_activation, up_cell
 from mcnn.models.lowpass import LowPassFront
+from mcnn.models.tie_front import TieFront
 
 
 class DecoderStage(nn.Module):
@@ -105,8 +106,10 @@ class MCNN(nn.Module):
         self.size_multiple = cfg.size_multiple
         self.output_scale = cfg.output_scale
         self.branches = cfg.branches
-        self.lowpass = LowPassFront(cfg.in_channels, cfg.lowpass) if cfg.lowpass else None
-        stem_in = self.lowpass.out_channels if self.lowpass is not None else cfg.in_channels
+        self.tie_front = TieFront(cfg.in_channels, cfg.tie_front) if cfg.tie_front else None
+        front_out = cfg.in_channels + (1 if self.tie_front is not None else 0)
+        self.lowpass = LowPassFront(front_out, cfg.lowpass) if cfg.lowpass else None
+        stem_in = self.lowpass.out_channels if self.lowpass is not None else front_out
         self.stem = nn.Sequential(
             nn.Conv2d(stem_in, cfg.width(0), 3, padding=1), make_activation(cfg.activation)
         )
@@ -157,6 +160,8 @@ class MCNN(nn.Module):
     def _run(self, x: torch.Tensor, with_branches: bool) -> list[torch.Tensor]:
         h, w = x.shape[-2], x.shape[-1]
         m = self.size_multiple
+        if self.tie_front is not None:  # on the true frame, before the size padding
+            x = self.tie_front(x)
         # Replicate padding is valid for every size (reflect needs pad < size) and has no
         # size-dependent branch, so exported graphs (ONNX, TorchScript) accept any input size.
         x = F.pad(x, [0, (-w) % m, 0, (-h) % m], mode="replicate")

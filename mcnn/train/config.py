@@ -94,7 +94,29 @@ class TrainConfig(BaseModel):
                     f"loss.branch_schedule.{name} has {len(w)} weights but model.branches="
                     f"{self.model.branches} gives {n} outputs"
                 )
+        self._tie_front_physics()
         return self
+
+    def _tie_front_physics(self) -> None:
+        """``model.tie_front`` takes its physics from the defocus simulator: unset fields are
+        filled, set ones must agree (a front with other physics than the data is wrong silently)."""
+        front = self.model.tie_front
+        sim = getattr(self.data, "simulator", None)
+        if front is None or getattr(sim, "name", None) != "defocus":
+            return
+        physics = {"defocus_um": list(sim.defocus_um), "wavelength_um": sim.wavelength_um,
+                   "pixel_size_um": sim.pixel_size_um, "medium_index": sim.medium_index}
+        for key, value in physics.items():
+            given = getattr(front, key)
+            if given is None:
+                setattr(front, key, value)
+            elif given != value:
+                raise ValueError(f"model.tie_front.{key}={given} but data.simulator.{key}="
+                                 f"{value}; leave it unset to take the simulator's")
+        if len(physics["defocus_um"]) != self.model.in_channels:
+            raise ValueError(f"model.tie_front: data.simulator.defocus_um has "
+                             f"{len(physics['defocus_um'])} planes but model.in_channels="
+                             f"{self.model.in_channels}")
 
     @property
     def run_dir(self) -> Path:

@@ -59,3 +59,20 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
     assert export.main([str(ckpt), "-o", str(tmp_path / "m"), "--format", "onnx"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'pip install "mcnn-imaging[export]"' in err[0]
+
+
+def test_tie_front_model_exports_torchscript_and_refuses_onnx_in_one_line(tmp_path, capsys):
+    from mcnn.models.config import TieFrontConfig
+
+    front = TieFrontConfig(defocus_um=[-5.0, 5.0], wavelength_um=0.532, pixel_size_um=1.0,
+                           medium_index=1.0)
+    ckpt, _ = _checkpoint(tmp_path, in_channels=2, tie_front=front)
+    assert export.main([str(ckpt), "-o", str(tmp_path / "m"), "--height", "24", "--width",
+                        "32"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "torchscript" in report["onnx"]["skipped"]
+    assert report["torchscript"]["method"] == "script"
+    assert report["torchscript"]["max_abs_error"] < 1e-5
+    assert export.main([str(ckpt), "-o", str(tmp_path / "m2"), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tie_front" in err[0] and "--format torchscript" in err[0]
