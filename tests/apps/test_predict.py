@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,3 +249,29 @@ def test_stem_unit_options_on_another_model_are_a_one_line_error(tmp_path, capsy
     assert predict.main([str(run), str(tmp_path / "x.npy"), "-o", str(tmp_path / "o"),
                          "--dose-e-per-px", "5"]) == 2
     assert "--dose-e-per-px: only for a model trained on STEM frames" in _one_line_error(capsys)
+
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "microscopy"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared test data absent")
+def test_real_microscope_files_give_stem_denoise_outputs_with_their_pixel_size(tiny_stem_run,
+                                                                              tmp_path, capsys):
+    from apps import stem_denoise
+    from mcnn.data.image_io import read_raw
+
+    names = ["MoS2_Se_implanted_ADF.dm3", "16_STOimage_1.ser"]
+    files = [str(SHARED / n) for n in names]
+    assert predict.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "p"), "--tile", "256",
+                         "--overlap", "16", "--device", "cpu"]) == 0
+    assert _last_json(capsys)["frames"] == 2
+    assert stem_denoise.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "d"), "--tile",
+                              "256", "--overlap", "16", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    for name in names:
+        src = read_raw(SHARED / name)
+        got = read_raw(tmp_path / "p" / f"{Path(name).stem}.tif")
+        want = read_raw(tmp_path / "d" / f"{Path(name).stem}.tif")
+        assert got.data.shape == src.data.shape and np.allclose(got.data, want.data, rtol=1e-4,
+                                                                 atol=1e-2)
+        assert got.pixel_size.to("nm").x == pytest.approx(src.pixel_size.to("nm").x, rel=1e-4)
