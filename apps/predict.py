@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,16 +16,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from apps.cli import OneLineArgumentParser, run_cli, setup_logging
+from apps.stem_units import (
+    add_unit_arguments,
+    check_stem_model,
+    load_calibration,
+    unit_arguments_given,
+)
 
 if TYPE_CHECKING:
-    from mcnn.data.image_io import PixelSize
+    from mcnn.data.image_io import PixelSize, RawImage
 
 PROG = "mcnn-predict"
+log = logging.getLogger(PROG)
 
 EPILOG = """\
 Pixel values follow one policy (mcnn.data.image_io): 8- and 16-bit unsigned images are scaled to
 [0, 1], wider or signed integers are kept as counts, floats are used as they are; NaN/Inf pixels
-are refused. A 3-D TIFF/NPY is a stack of frames and its output is a stack too; when the model takes
+are refused. A model trained on the STEM simulator takes frames in its own units instead, exactly
+as stem-denoise does: x = (counts - offset) / gain / dose, offset and gain from --calibration (else
+estimated from each frame), dose from --dose-e-per-px (else each frame's mean), and the output back
+in the input's counts (--output-units); frames whose dose or pixel size is far from the training
+data are warned about (and listed in the summary's "warnings"). A 3-D TIFF/NPY is a stack of frames and its output is a stack too; when the model takes
 C > 1 input channels, a C-frame stack is read as one C-channel image (e.g. C defocus distances).
 Outputs keep the input's stem: float32 TIFF by default (quantitative values such as phase in rad are
 kept exactly; the input's pixel size, divided by the model's output scale, is written too), or NPY,
@@ -57,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory one forward pass may use (default: 60%% of free device memory)")
     p.add_argument("--channels-last", action="store_true",
                    help="read 3-D TIFF/NPY as (H, W, C) images, not as stacks of frames")
+    add_unit_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -123,6 +137,28 @@ def as_model_input(frames: np.ndarray, path: Path, in_channels: int) -> np.ndarr
     raise ValueError(f"{path}: {what} but the model expects {in_channels}")
 
 
+def stored_frames(raw: RawImage, channels_last: bool) -> np.ndarray:
+    """``(N, H, W)`` greyscale frames as stored (detector counts, dtype kept), for a STEM model."""
+    a, axes = raw.data, raw.axes
+    if channels_last and a.ndim == 3 and a.shape[-1] == 1:
+        a, axes = a[..., 0], "YX"
+    if axes == "NCYX" and a.shape[1] == 1:
+        a, axes = a[:, 0], "NYX"
+    if axes == "YX":
+        a = a[None]
+    elif axes != "NYX":
+        raise ValueError(f"{raw.path}: {a.ndim}-D image with axes {axes!r}; a STEM model takes "
+                         "greyscale frames (H, W) or stacks (N, H, W)")
+    if not np.issubdtype(a.dtype, np.integer) and not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"{raw.path}: pixel type {a.dtype}; expected detector counts")
+    if np.issubdtype(a.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(a)))
+        if bad:
+            raise ValueError(f"{raw.path}: {bad} of {a.size} pixels are NaN or infinite; "
+                             "expected finite values")
+    return a
+
+
 def write_output(target: Path, y: np.ndarray, pixel_size: PixelSize | None = None) -> list[Path]:
     """``(N, C, H, W)`` predictions of one file: a stack stays a stack (PNG: one file per frame).
 
@@ -151,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
 
         from mcnn.data.image_io import read_raw, to_nchw
         from mcnn.infer import Predictor
+        from mcnn.stem.normalise import (
+            FrameUnits,
+            frame_to_model_units,
+            from_model_units,
+            is_stem_training,
+        )
 
         if args.batch_size < 1:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
@@ -162,6 +204,37 @@ def main(argv: list[str] | None = None) -> int:
             overlap=args.overlap, memory_budget_mb=args.memory_mb,
         )
         cin = predictor.config.in_channels
+        training = predictor.training_data
+        stem = is_stem_training(training)
+        if not stem and unit_arguments_given(args):
+            sim = ((training or {}).get("simulator") or {}).get("name")
+            raise ValueError(f"{unit_arguments_given(args)[0]}: only for a model trained on STEM "
+                             f"frames; {args.checkpoint} was trained on "
+                             f"{'unrecorded' if sim is None else repr(sim)} data")
+        calibration = None
+        if stem:
+            check_stem_model(predictor, args.checkpoint)
+            calibration = load_calibration(args.calibration)
+        units_of: deque[FrameUnits] = deque()  # STEM: per frame in flight, to invert its output
+        warned: set[str] = set()
+
+        def stem_input(raw: RawImage, path: Path) -> np.ndarray:
+            """``(N, 1, H, W)`` frames in the model's units; their units queued in order."""
+            xs, units, notes = [], [], []
+            for i, counts in enumerate(stored_frames(raw, args.channels_last)):
+                x, u, warnings = frame_to_model_units(
+                    counts, pixel_size=raw.pixel_size, training_data=training,
+                    calibration=calibration, dose_e_per_px=args.dose_e_per_px)
+                xs.append(x)
+                units.append(u)
+                notes += [(i, w) for w in warnings]
+            for i, w in notes:  # only once the whole file could be used
+                if w not in warned:
+                    warned.add(w)
+                    log.warning("%s[%d]: %s", path, i, w)
+            units_of.extend(units)
+            return np.stack(xs)[:, None]
+
         # per good file, once read: (target, frame count, input pixel size, input height)
         good: list[tuple[Path, int, PixelSize | None, int]] = []
         failed: list[str] = []
@@ -170,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             for path, target in zip(files, targets, strict=True):
                 try:
                     raw = read_raw(path)
-                    x = as_model_input(to_nchw(raw, args.channels_last or None), path, cin)
+                    if stem:
+                        x = stem_input(raw, path)
+                    else:
+                        x = as_model_input(to_nchw(raw, args.channels_last or None), path, cin)
                 except (ValueError, OSError) as exc:  # one bad file does not stop the others
                     failed.append(str(path))
                     report(exc)
@@ -185,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=len(files), unit="file", disable=True if len(files) < 2 else None) as bar:
             # frames of consecutive files share batches; outputs come back in input order
             for y in predictor.stream(frames(), batch_size=args.batch_size):
+                if stem:
+                    y = from_model_units(y, units_of.popleft(), args.output_units)
                 pending.append(y)
                 while done < len(good) and len(pending) >= good[done][1]:
                     target, k, pixel_size, in_h = good[done]
@@ -197,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         print(json.dumps({"written": written, "files": len(files), "failed": failed,
                           "frames": sum(g[1] for g in good), "device": str(predictor.device),
-                          "seconds": round(seconds, 3)}))
+                          "seconds": round(seconds, 3),
+                          "units": f"stem ({args.output_units})" if stem else "image policy",
+                          "warnings": sorted(warned)}))
         if failed and len(files) == 1:
             return 2  # its one error line says it all
         if failed:

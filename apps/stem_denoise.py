@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from apps.cli import run_cli, setup_logging
+from apps.stem_units import add_unit_arguments, check_stem_model, load_calibration
 
 PROG = "stem-denoise"
 log = logging.getLogger(PROG)
@@ -45,11 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="run folder, checkpoint folder or model.safetensors")
     p.add_argument("inputs", nargs="+", help="microscope files, stacks, folders, file.h5#/dataset")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    units = p.add_mutually_exclusive_group()
-    units.add_argument("--dose-e-per-px", type=float, metavar="X",
-                       help="electrons per pixel of every frame (default: each frame's mean)")
-    units.add_argument("--calibration", type=Path, metavar="JSON",
-                       help="detector noise calibration (gain, offset) from --save-calibration")
+    add_unit_arguments(p)
     p.add_argument("--save-calibration", type=Path, metavar="JSON",
                    help="fit gain/offset on the inputs' first frames (up to 16), save, and use it")
     p.add_argument("--dark", nargs="+", metavar="FILE",
@@ -63,7 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt-lr", type=float, default=1e-4, metavar="LR")
     p.add_argument("--save-adapted", type=Path, metavar="FILE.safetensors",
                    help="save the adapted model (with the original training data config)")
-    p.add_argument("--output-units", choices=["counts", "electrons", "model"], default="counts")
     p.add_argument("--tile", type=int, metavar="N", help="tile size in px (multiple of 2**depth)")
     p.add_argument("--overlap", type=int, default=64, metavar="N", help="tile overlap, px")
     p.add_argument("--batch-size", type=int, default=4, metavar="N", help="frames per forward pass")
@@ -111,13 +107,14 @@ def _adapt(args: argparse.Namespace, predictor: Any, calibration: Any,
     """Self-supervised fine-tuning on the inputs (``mcnn.stem.adapt``), saved when asked."""
     from mcnn.data.series import FrameSeries
     from mcnn.stem.adapt import adapt
-    from mcnn.stem.normalise import frame_units, to_model_units
+    from mcnn.stem.normalise import frame_to_model_units
     from mcnn.weights import save_model
 
     frames = []
     for f in FrameSeries(args.inputs):
-        units = frame_units(f.image, calibration=calibration, dose_e_per_px=args.dose_e_per_px)
-        frames.append(to_model_units(f.image, units))
+        x, _, _ = frame_to_model_units(f.image, calibration=calibration,
+                                       dose_e_per_px=args.dose_e_per_px)
+        frames.append(x)
         if len(frames) == 32:
             break
     history = adapt(predictor.model, frames, loss=args.adapt_loss, steps=args.adapt_steps,
@@ -237,13 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         from mcnn.data.image_io import ImageFileError, open_frames
         from mcnn.data.series import expand_inputs
         from mcnn.infer import Predictor
-        from mcnn.stem.calibration import NoiseCalibration
-        from mcnn.stem.normalise import (
-            frame_units,
-            from_model_units,
-            to_model_units,
-            training_warnings,
-        )
+        from mcnn.stem.normalise import frame_to_model_units, from_model_units
 
         if args.batch_size < 1:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
@@ -251,18 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         if not os.access(args.out, os.W_OK):
             raise PermissionError(f"{args.out}: output folder is not writable")
-        calibration = None
-        if args.calibration is not None:
-            calibration = NoiseCalibration.load(args.calibration)
-        elif args.save_calibration is not None:
+        calibration = load_calibration(args.calibration)
+        if calibration is None and args.save_calibration is not None:
             calibration = _calibrate(args.inputs, args.dark, args.save_calibration)
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device,
                                               tile_size=args.tile, overlap=args.overlap)
-        if (predictor.config.in_channels, predictor.config.out_channels,
-                predictor.config.output_scale) != (1, 1, 1):
-            raise ValueError(f"{args.checkpoint}: model maps {predictor.config.in_channels} -> "
-                             f"{predictor.config.out_channels} channels at scale "
-                             f"{predictor.config.output_scale}; STEM frames need 1 -> 1 at scale 1")
+        check_stem_model(predictor, args.checkpoint)
         training = predictor.training_data
         sim = (training or {}).get("simulator") or {}
         if training is None:
@@ -290,27 +275,20 @@ def main(argv: list[str] | None = None) -> int:
                         raise ImageFileError(f"{path}: colour image; expected greyscale frames")
                     n = len(stack)
                     ps = stack.pixel_size
-                    ps_pm = None
-                    if ps is not None:
-                        try:
-                            ps_pm = ps.to("pm").x
-                        except ValueError:
-                            ps_pm = None
                     pending: deque[tuple[np.ndarray, Any]] = deque()
                     per_frame: list[dict[str, Any]] = []
 
                     def inputs(stack: Any = stack, pending: deque = pending,
-                               per_frame: list = per_frame, ps_pm: float | None = ps_pm,
+                               per_frame: list = per_frame, ps: Any = ps,
                                path: Path = path) -> Iterator[np.ndarray]:
                         for i in range(len(stack)):
-                            raw = stack.frame(i)
-                            units = frame_units(raw, calibration=calibration,
-                                                dose_e_per_px=args.dose_e_per_px)
-                            for w in training_warnings(units, ps_pm, training):
+                            x, units, warnings = frame_to_model_units(
+                                stack.frame(i), pixel_size=ps, training_data=training,
+                                calibration=calibration, dose_e_per_px=args.dose_e_per_px)
+                            for w in warnings:
                                 if w not in warned:
                                     warned.add(w)
                                     log.warning("%s[%d]: %s", path, i, w)
-                            x = to_model_units(raw, units)
                             pending.append((x, units))
                             per_frame.append({"index_in_file": i, **units.as_dict()})
                             yield x

@@ -1,40 +1,76 @@
-"""``FrameSeriesSource``: microscope frame files (a folder, a watched folder, a stack) as a stream.
+"""``FrameSeriesSource``: microscope frame files (files, folders, stacks, a watched folder) as a stream.
 
-Every file goes through the project's one reader registry and normalisation policy
-(``mcnn.data.image_io.read_raw`` + ``to_nchw``), so frames are ``(H, W, C)`` **float32** (unlike
-camera frames, which are uint8/uint16: scientific values are kept, e.g. counts). A 3-D TIFF/NPY is a
-stack of frames. Frames play at ``fps``; ``pause``/``play``/``seek`` drive a viewer's play button
-and frame slider. ``watch=True`` waits at the end of a folder for new files (a microscope writing
-frames) instead of stopping. ``meta`` has the file, the frame number in it and, when the file says,
-``pixel_size`` as ``(y, x, unit)``.
+Files go through the project's one reader registry (``mcnn.data.image_io.open_frames``: DM3/DM4,
+EMD, SER, MRC, HDF5 ``file.h5#/dataset``, TIFF, NPY, PNG...) and are read **lazily**: opening the
+series reads headers only, and one frame at a time is read when it is played, so a 10 GB series
+streams in constant memory. Frames are ``(H, W, 1)`` (colour ``(H, W, C)``) **as stored**: the dtype
+is kept (detector counts are often uint16/uint32 or float32), so the consumer brings them into its
+units once (``mcnn.stem.normalise`` for a STEM model, ``mcnn.data.image_io.normalise`` otherwise).
+
+Timing: with ``fps`` the frames play on their own clock (a background thread, the freshest frame
+wins, as for a camera) and ``pause``/``play``/``seek`` drive a viewer's play button and slider;
+with ``fps=None`` every frame is handed out in order, as fast as the caller reads. ``loop`` starts
+again after the last frame. ``watch=True`` (one folder) waits at the end for new files as the
+microscope writes them: a file is taken only once complete, i.e. not a temporary name (``.tmp``,
+``.part``, ``.partial``, ``.crdownload``, ``.lock``, ``~`` or ``.`` prefixes), non-empty, with the
+same size and mtime over two polls in a row, and readable to its last frame; one that still fails
+is retried on the next polls and skipped (logged, listed in ``skipped``) after ``max_retries``.
+``existing=False`` ignores the files already there when the source opens.
+
+``meta``: ``source_file``, ``index_in_file``, ``frames_in_file``, ``series_index`` (position in the
+series, what ``seek`` takes), ``pixel_size`` as ``(y, x, unit)`` when the file says, and the
+reader's metadata (detector, dwell time...).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from acquire.frame import monotonic_s
+from acquire.frame import Frame, monotonic_s, stamp_now
 from acquire.sources.base import SourceError, SourceExhausted, StreamingSource
+
+logger = logging.getLogger(__name__)
+
+TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".lock")
+
+
+def is_temporary(path: Path) -> bool:
+    """Names a writer uses before the file is complete."""
+    name = path.name.lower()
+    return name.startswith((".", "~")) or name.endswith(TEMP_SUFFIXES)
 
 
 class FrameSeriesSource(StreamingSource):
-    """Frames of ``path`` (folder of images or one stack file) at ``fps`` frames/s."""
+    """Frames of ``inputs`` (a path or a list of files/folders/stacks) in order."""
 
-    def __init__(self, path: str | Path, *, fps: float = 10.0, loop: bool = False,
-                 watch: bool = False, watch_poll_s: float = 0.2) -> None:
+    def __init__(self, inputs: str | Path | Sequence[str | Path], *, fps: float | None = 10.0,
+                 loop: bool = False, watch: bool = False, existing: bool = True,
+                 poll_s: float = 0.2, max_retries: int = 5, name: str | None = None) -> None:
         super().__init__()
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
-        self.path = Path(path)
-        self.name = f"series:{self.path.name}"
-        self.fps, self.loop, self.watch, self.watch_poll_s = fps, loop, watch, watch_poll_s
+        if fps is not None and not fps > 0:
+            raise ValueError(f"fps must be > 0 (or None: as fast as read), got {fps}")
+        self.inputs = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+        if watch and len(self.inputs) != 1:
+            raise ValueError(f"watch=True takes one folder, got {len(self.inputs)} inputs")
+        self.path = self.inputs[0] if len(self.inputs) == 1 else None
+        self.name = name or (f"series:{self.inputs[0].name}" if self.path else "series")
+        self.fps, self.loop, self.watch, self.existing = fps, loop, watch, existing
+        self.poll_s, self.max_retries = poll_s, max_retries
+        self.skipped: list[str] = []
         self._entries: list[tuple[Path, int]] = []  # (file, frame within it)
-        self._stack: tuple[Path, np.ndarray, Any] | None = None  # last file read, all its frames
+        self._frames_in: dict[Path, int] = {}
+        self._seen: set[Path] = set()  # watch: files taken, skipped or there before opening
+        self._sizes: dict[Path, tuple[int, int]] = {}  # watch: (size, mtime) at the last poll
+        self._failures: dict[Path, int] = {}
+        self._stack: Any = None  # the one open FrameStack, of file _stack_path
+        self._stack_path: Path | None = None
         self._pos = 0
         self._seek_to: int | None = None
         self._playing = threading.Event()
@@ -42,28 +78,70 @@ class FrameSeriesSource(StreamingSource):
         self._next_due = 0.0
 
     # -- what the series holds ---------------------------------------------------------------
-    def _scan(self) -> None:
-        from mcnn.data.image_io import ImageFileError, list_images, read_raw, to_nchw
+    def _add(self, path: Path) -> None:
+        """Count ``path``'s frames (headers only) and append them to the series."""
+        from mcnn.data.image_io import open_frames
 
-        if not self.path.exists():
-            raise SourceError(f"{self.path}: no such file or folder")
+        with open_frames(path) as stack:
+            n = len(stack)
+            if self.watch:  # a file still being written fails here, not when played
+                stack.frame(n - 1)
+        self._entries += [(path, i) for i in range(n)]
+        self._frames_in[path] = n
+
+    def _scan(self) -> None:
+        from mcnn.data.image_io import ImageFileError
+        from mcnn.data.series import expand_inputs
+
+        if self.watch:
+            self.poll()
+            return
         try:
-            files = list_images(self.path) if self.path.is_dir() else [self.path]
+            for path in expand_inputs(self.inputs):
+                if not Path(str(path).split("#", 1)[0]).exists():
+                    raise SourceError(f"{path}: no such file or folder")
+                self._add(path)
         except ImageFileError as exc:
             raise SourceError(str(exc)) from None
-        known = {p for p, _ in self._entries}
-        for f in files:
-            if f in known:
+        if not self._entries:
+            raise SourceError(f"{', '.join(map(str, self.inputs))}: no image frames")
+
+    def _candidates(self) -> list[Path]:
+        from mcnn.data.image_io import image_suffixes
+
+        suffixes = set(image_suffixes())
+        assert self.path is not None
+        try:
+            return sorted(p for p in self.path.iterdir()
+                          if p.is_file() and p.suffix.lower() in suffixes and not is_temporary(p))
+        except FileNotFoundError:
+            raise SourceError(f"{self.path}: the watched folder is gone") from None
+
+    def poll(self) -> None:
+        """Watch: one look at the folder; complete new files join the series."""
+        for path in self._candidates():
+            if path in self._seen:
                 continue
             try:
-                raw = read_raw(f)
-                frames = to_nchw(raw)
-            except (ImageFileError, ValueError) as exc:
-                raise SourceError(str(exc)) from None
-            self._entries += [(f, i) for i in range(len(frames))]
-            self._stack = (f, frames, raw.pixel_size)
-        if not self._entries and not self.watch:
-            raise SourceError(f"{self.path}: no image frames")
+                st = path.stat()
+            except FileNotFoundError:  # renamed or removed between listing and stat
+                continue
+            sig = (st.st_size, st.st_mtime_ns)
+            if self._sizes.get(path) != sig or st.st_size == 0:
+                self._sizes[path] = sig  # new or still changing: look again next poll
+                continue
+            try:
+                self._add(path)
+            except (ValueError, OSError, IndexError) as exc:  # ImageFileError is a ValueError
+                n = self._failures[path] = self._failures.get(path, 0) + 1
+                self._sizes.pop(path, None)
+                if n >= self.max_retries:
+                    logger.warning("%s: skipped (%s)", path, exc)
+                    self.skipped.append(str(exc) or f"{path}: no frames")
+                    self._seen.add(path)
+                continue
+            self._seen.add(path)
+            self._sizes.pop(path, None)
 
     @property
     def frame_count(self) -> int:
@@ -75,18 +153,33 @@ class FrameSeriesSource(StreamingSource):
         return self._pos
 
     def frame_at(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
-        """Frame ``index`` of the series as ``(H, W, C)`` float32 and its meta."""
-        from mcnn.data.image_io import read_raw, to_nchw
+        """Frame ``index`` of the series, ``(H, W, C)`` as stored, and its meta."""
+        from mcnn.data.image_io import ImageFileError, open_frames
 
         path, k = self._entries[index]
-        if self._stack is None or self._stack[0] != path:
-            raw = read_raw(path)
-            self._stack = (path, to_nchw(raw), raw.pixel_size)
-        _, frames, pixel = self._stack
-        meta: dict[str, Any] = {"file": path.name, "frame_in_file": k, "series_index": index}
+        try:
+            if self._stack is None or self._stack_path != path:
+                self._close_stack()
+                self._stack, self._stack_path = open_frames(path), path
+            stack = self._stack
+            image = stack.frame(k)
+        except ImageFileError as exc:
+            raise SourceError(str(exc)) from None
+        if image.ndim == 2:
+            image = image[..., None]
+        meta: dict[str, Any] = {**stack.meta,
+                                "source_file": str(stack.meta.get("source_file", path)),
+                                "index_in_file": k, "frames_in_file": self._frames_in[path],
+                                "series_index": index}
+        pixel = stack.pixel_size
         if pixel is not None:
             meta["pixel_size"] = (float(pixel.y), float(pixel.x), str(pixel.unit))
-        return np.ascontiguousarray(np.moveaxis(frames[k], 0, -1)), meta
+        return np.ascontiguousarray(image), meta
+
+    def _close_stack(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
 
     # -- viewer controls ---------------------------------------------------------------------
     def pause(self) -> None:
@@ -106,11 +199,64 @@ class FrameSeriesSource(StreamingSource):
             raise ValueError(f"frame {index} is outside 0..{self.frame_count - 1}")
         self._seek_to = index
 
+    # -- reading -----------------------------------------------------------------------------
+    def _wait_for_frame(self, timeout_s: float | None) -> None:
+        """Until frame ``_pos`` exists: loop, or poll a watched folder; else the series ended."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._pos >= self.frame_count:
+            if self.loop and self.frame_count:
+                self._pos = 0
+            elif self.watch:
+                if not self._running.is_set():
+                    raise SourceExhausted(f"{self.name}: closed")
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise SourceError(f"{self.name}: no new frame in {self.path} within "
+                                      f"{timeout_s:.1f} s")
+                time.sleep(self.poll_s)
+                self.poll()
+            else:
+                raise SourceExhausted(f"{self.name}: end of series")
+
+    def _take(self) -> tuple[np.ndarray, dict[str, Any]]:
+        image, meta = self.frame_at(self._pos)
+        self._pos += 1
+        meta["t_monotonic_s"] = monotonic_s()
+        return image, meta
+
+    def read_next(self, after_index: int, timeout_s: float = 2.0) -> Frame:
+        """With ``fps``: the freshest frame after ``after_index``; without: the next frame."""
+        if self.fps is not None:
+            return super().read_next(after_index, timeout_s)
+        if not self.is_open:
+            raise SourceError(f"{self.name} is not open")
+        if self._seek_to is not None:
+            self._pos, self._seek_to = self._seek_to, None
+        self._wait_for_frame(timeout_s)
+        image, meta = self._take()
+        _, t_wall = stamp_now()
+        frame = Frame(image, meta.pop("t_monotonic_s"), t_wall, self._count, meta)
+        self._count += 1
+        return frame
+
     # -- StreamingSource hooks ---------------------------------------------------------------
+    def open(self) -> None:
+        if self.fps is not None:
+            super().open()
+        elif not self.is_open:  # no clock of its own: no thread, the caller's reads pace it
+            self._start()
+            self._error = None
+            self._running.set()
+
     def _start(self) -> None:
-        self._entries, self._stack = [], None
+        self._entries, self._frames_in, self._stack, self._count = [], {}, None, 0
+        self._seen, self._sizes, self._failures = set(), {}, {}
+        if self.watch:
+            if not self.path or not self.path.is_dir():
+                raise SourceError(f"{self.path}: no such folder to watch")
+            if not self.existing:
+                self._seen = set(self._candidates())
         self._scan()
-        self._pos, self._next_due = 0, monotonic_s()
+        self._pos, self._seek_to, self._next_due = 0, None, monotonic_s()
 
     def _grab(self) -> tuple[np.ndarray, dict[str, Any]]:
         while self._seek_to is None and not self.playing:
@@ -120,26 +266,18 @@ class FrameSeriesSource(StreamingSource):
         if self._seek_to is not None:
             self._pos, self._seek_to = self._seek_to, None
         else:
+            assert self.fps is not None
             delay = self._next_due - monotonic_s()
             if delay > 0:
                 time.sleep(delay)
             self._next_due = max(self._next_due + 1.0 / self.fps, monotonic_s() - 1.0 / self.fps)
-        while self._pos >= self.frame_count:
-            if self.loop and self.frame_count:
-                self._pos = 0
-            elif self.watch and self._running.is_set():
-                time.sleep(self.watch_poll_s)
-                self._scan()
-            else:
-                raise SourceExhausted(f"{self.name}: end of series")
-        image, meta = self.frame_at(self._pos)
-        self._pos += 1
-        meta["t_monotonic_s"] = monotonic_s()
-        return image, meta
+        self._wait_for_frame(None)
+        return self._take()
 
     def _stop(self) -> None:
-        self._stack = None
+        self._close_stack()
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "frame_series", "path": str(self.path),
-                "fps": self.fps, "frames": self.frame_count, "watch": self.watch}
+        return {"name": self.name, "kind": "frame_series",
+                "inputs": [str(p) for p in self.inputs], "fps": self.fps, "loop": self.loop,
+                "watch": self.watch, "frames": self.frame_count, "skipped": list(self.skipped)}

@@ -2,10 +2,13 @@
 
 The short strings of the command line (``0``, ``sim:latency_ms=80``, ``virtual:640x360``...) are
 parsed by the config models themselves; this module only builds what a validated model describes.
+Microscope frame files have their own short strings, ``series:<path>`` (a file, stack or folder)
+and ``watch:<folder>`` (a folder a microscope is writing into), built by :func:`build_frame_source`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -22,6 +25,7 @@ from acquire.config import (
 )
 from acquire.sources.base import Source
 from acquire.sources.screen import ScreenSource, VirtualScreen
+from acquire.sources.series import FrameSeriesSource
 
 
 class SpecError(ValueError):
@@ -73,3 +77,31 @@ def build_camera(config: CameraConfig | str | int, screen: ScreenSource | Virtua
     from acquire.sources.camera import CameraSource
 
     return CameraSource(config.device, size_hw=config.size_hw, fps=config.fps)
+
+
+FRAME_SOURCE_KINDS = ("series", "watch")
+
+
+def is_frame_source_spec(spec: str) -> bool:
+    """``series:...`` or ``watch:...``."""
+    return spec.partition(":")[0] in FRAME_SOURCE_KINDS and ":" in spec
+
+
+def build_frame_source(spec: str, *, fps: float | None = 10.0, loop: bool = False,
+                       existing: bool = True) -> FrameSeriesSource:
+    """``series:<path>`` -> the frames of a file, stack or folder (``fps=None``: every frame, as
+    fast as read; ``loop``: start again); ``watch:<folder>`` -> that folder's frames, then each new
+    file once a microscope has finished writing it (``existing=False``: new files only). Not yet
+    opened; a missing file or folder is a :class:`SpecError`."""
+    kind, sep, text = spec.strip().partition(":")
+    if not sep or kind not in FRAME_SOURCE_KINDS or not text:
+        raise SpecError(f"frame source {spec!r}: expected series:<file or folder> or "
+                        "watch:<folder>")
+    path = Path(text).expanduser()
+    if kind == "watch":
+        if not path.is_dir():
+            raise SpecError(f"watch:{text}: no such folder to watch")
+        return FrameSeriesSource(path, fps=fps, loop=loop, watch=True, existing=existing)
+    if not Path(text.split("#", 1)[0]).expanduser().exists():
+        raise SpecError(f"series:{text}: no such file or folder")
+    return FrameSeriesSource(path, fps=fps, loop=loop)

@@ -1,7 +1,8 @@
 """stem-view: raw and denoised STEM frames side by side, live.
 
-Sources: a frame file series (folder of images or one TIFF/NPY stack; ``--watch`` waits for new
-files as a microscope writes them) or the simulator as a stream (``sim[:size=128x128,dose=4]``).
+Sources: a frame file series (microscope files, a folder of them or one stack; ``--watch`` or
+``watch:<folder>`` waits for new files as a microscope writes them; ``series:<path>`` is the same as
+a bare path) or the simulator as a stream (``sim[:size=128x128,dose=4]``).
 Raw, denoised and (``--diff``) their difference share zoom and pan; play/pause, a frame slider for
 files, contrast levels (histogram), a physical scale bar when the frames carry a pixel size, and
 fps. Denoised frames are saved as float32 TIFF (save button, or every frame with ``--save DIR``).
@@ -11,6 +12,7 @@ fps. Denoised frames are saved as float32 TIFF (save button, or every frame with
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from pathlib import Path
@@ -29,10 +31,14 @@ from apps.live.checkpoint import (
 from apps.live.pipeline import LivePipeline, LiveResult, Processed, print_report, run_headless
 
 PROG = "stem-view"
+log = logging.getLogger(PROG)
 
 EPILOG = """\
-Frames from files follow the one pixel-value policy (mcnn.data.image_io): 8/16-bit images are
-scaled to [0, 1], wider integers kept as counts, floats as they are, as in mcnn-predict. A
+Frames from files are brought into the model's units as in mcnn-predict: for a model trained on
+the STEM simulator, (counts - offset) / gain / dose with offset and gain estimated from each frame
+(as stem-denoise does without --calibration; dose or pixel size far from the training data is
+warned about); for other models the one pixel-value policy (mcnn.data.image_io: 8/16-bit images
+scaled to [0, 1], wider integers kept as counts, floats as they are). Panels show model units. A
 simulated frame is counts / dose (mean about 1), the input the STEM denoiser was trained on; its
 panel title shows the PSNR against the noise-free frame. Exit codes: 0 ok, 2 user error, 1 failure."""
 
@@ -42,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="run folder, checkpoint folder or model.safetensors")
     p.add_argument("--source", required=True,
-                   help="folder of frames, a TIFF/NPY stack, or sim[:size=WxH,dose=E,seed=N]")
+                   help="microscope file/stack, folder of frames, series:PATH, watch:FOLDER, or "
+                   "sim[:size=WxH,dose=E,seed=N]")
     p.add_argument("--fps", type=float, help="frames/s to play (default: 10 for files, 30 sim)")
     p.add_argument("--loop", action="store_true", help="files: start again at the end")
     p.add_argument("--watch", action="store_true", help="folder: wait for new frame files")
@@ -55,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_source(spec: str, fps: float | None, loop: bool, watch: bool) -> Any:
-    """``sim[:key=value,...]`` -> :class:`StemSimSource`; a path -> :class:`FrameSeriesSource`."""
+    """``sim[:key=value,...]`` -> :class:`StemSimSource`; a path, ``series:PATH`` or
+    ``watch:FOLDER`` -> :class:`FrameSeriesSource` (``acquire.sources.spec``)."""
     from acquire.config import parse_wxh
+    from acquire.sources.spec import build_frame_source, is_frame_source_spec
 
     if spec == "sim" or spec.startswith("sim:"):
         from acquire.sources.stem_sim import StemSimSource
@@ -81,12 +90,11 @@ def build_source(spec: str, fps: float | None, loop: bool, watch: bool) -> Any:
                 raise ValueError(f"--source {spec!r}: {part!r} is not size=WxH, dose=E, seed=N "
                                  "or pixel_nm=X") from None
         return StemSimSource(fps=fps or 30.0, **kwargs)
-    from acquire.sources.series import FrameSeriesSource
-
-    path = Path(spec)
-    if not path.exists():
-        raise ValueError(f"--source {spec}: no such file or folder (or use sim)")
-    return FrameSeriesSource(path, fps=fps or 10.0, loop=loop, watch=watch)
+    if not is_frame_source_spec(spec):
+        if not Path(spec.split("#", 1)[0]).exists():
+            raise ValueError(f"--source {spec}: no such file or folder (or use sim)")
+        spec = f"{'watch' if watch else 'series'}:{spec}"
+    return build_frame_source(spec, fps=fps or 10.0, loop=loop)
 
 
 def nice_length(span: float) -> float:
@@ -104,14 +112,40 @@ class StemProcessor:
     """Frame -> panels ``raw``, ``denoised``, ``diff``; PSNR against ``meta["clean"]`` if any."""
 
     def __init__(self, predictor: Any) -> None:
+        from mcnn.stem.normalise import is_stem_training
+
         self.predictor = predictor
         self.channels = predictor.config.in_channels
         self.scale = predictor.config.output_scale
+        self.stem = is_stem_training(predictor.training_data)
+        self.warned: set[str] = set()
+
+    def model_input(self, frame: Any) -> np.ndarray:
+        """``(H, W, C)`` float32 in the model's units. File frames come as stored (counts): a STEM
+        model gets them as stem-denoise brings them, others by the one pixel-value policy;
+        simulated frames are already in model units."""
+        from mcnn.data.image_io import PixelSize, normalise
+        from mcnn.stem.normalise import frame_to_model_units
+
+        source = frame.meta.get("source_file")
+        if source is None:
+            return frame.image.astype(np.float32, copy=False)
+        if not self.stem or frame.image.shape[2] != 1:
+            return normalise(frame.image, source)
+        pixel = frame.meta.get("pixel_size")
+        x, _, warnings = frame_to_model_units(
+            frame.image[..., 0], pixel_size=PixelSize(*pixel) if pixel else None,
+            training_data=self.predictor.training_data)
+        for w in warnings:
+            if w not in self.warned:
+                self.warned.add(w)
+                log.warning("%s: %s", source, w)
+        return x[..., None]
 
     def __call__(self, frame: Any) -> Processed:
         from acquire.frame import monotonic_s
 
-        x = frame.image.astype(np.float32, copy=False)
+        x = self.model_input(frame)
         if x.shape[2] != self.channels:
             x = (np.repeat(x[..., :1], self.channels, axis=2) if self.channels > 1
                  else x.mean(axis=2, keepdims=True))

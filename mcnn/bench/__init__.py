@@ -1,48 +1,46 @@
 """Benchmarks: convergence of MCNN against the plain U-Net, training step cost of the side outputs,
-and inference speed. Library code only (results as dicts); ``mcnn-bench`` is the command line."""
+inference and streaming speed, phase retrieval against classical baselines, and STEM denoising
+against oracle Gaussian/BM3D filters. Library code only (results as dicts); ``mcnn-bench`` is the
+command line.
 
-from mcnn.bench.convergence import (
-    SCALES,
-    VARIANTS,
-    ConvergenceSettings,
-    run_convergence,
-    settings_for,
-    trunk_state,
-)
-from mcnn.bench.presets import MODEL_PRESETS, load_model_config, model_preset
-from mcnn.bench.speed import run_speed_bench
-from mcnn.bench.step_time import compare_training_steps, training_step_ms
-from mcnn.bench.streaming import STREAM_MODES, run_streaming_bench
-from mcnn.bench.summary import (
-    seconds_to_reach,
-    smooth_median,
-    spread,
-    steps_to_reach,
-    summarize_curves,
-)
-from mcnn.bench.timing import time_calls, time_interleaved, time_stats
+Names load on first use, so ``import mcnn.bench`` pulls in none of the benchmarks (nor the trainer
+or simulators they drive) until one is asked for.
+"""
 
-__all__ = [
-    "MODEL_PRESETS",
-    "SCALES",
-    "VARIANTS",
-    "ConvergenceSettings",
-    "compare_training_steps",
-    "load_model_config",
-    "model_preset",
-    "run_convergence",
-    "run_speed_bench",
-    "run_streaming_bench",
-    "STREAM_MODES",
-    "seconds_to_reach",
-    "settings_for",
-    "smooth_median",
-    "spread",
-    "steps_to_reach",
-    "summarize_curves",
-    "time_calls",
-    "time_interleaved",
-    "time_stats",
-    "training_step_ms",
-    "trunk_state",
-]
+from __future__ import annotations
+
+from mcnn.utils.lazy import lazy_exports
+
+_HOMES = {
+    "SCALES": "convergence",
+    "VARIANTS": "convergence",
+    "ConvergenceSettings": "convergence",
+    "run_convergence": "convergence",
+    "settings_for": "convergence",
+    "trunk_state": "convergence",
+    "MODEL_PRESETS": "presets",
+    "load_model_config": "presets",
+    "model_preset": "presets",
+    "run_speed_bench": "speed",
+    "compare_training_steps": "step_time",
+    "training_step_ms": "step_time",
+    "STREAM_MODES": "streaming",
+    "run_streaming_bench": "streaming",
+    "seconds_to_reach": "summary",
+    "smooth_median": "summary",
+    "spread": "summary",
+    "steps_to_reach": "summary",
+    "summarize_curves": "summary",
+    "time_calls": "timing",
+    "time_interleaved": "timing",
+    "time_stats": "timing",
+    "PhaseBenchSettings": "phase",
+    "run_phase_bench": "phase",
+    "StemBenchSettings": "stem",
+    "StemBenchResult": "stem",
+    "run_stem_bench": "stem",
+}
+
+__all__ = sorted(_HOMES)
+
+__getattr__, __dir__ = lazy_exports("mcnn.bench", _HOMES, globals())

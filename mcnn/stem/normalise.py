@@ -128,3 +128,40 @@ def training_warnings(
                        f"size {trained_pm:.4g} pm (resample the frame, or train with "
                        f"--set data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
     return out
+
+
+def is_stem_training(training_data: dict[str, Any] | None) -> bool:
+    """True when a checkpoint's training data (``Predictor.training_data``) is the STEM simulator:
+    its inputs must then be brought into model units (:func:`frame_to_model_units`)."""
+    sim = (training_data or {}).get("simulator") or {}
+    return sim.get("name") == "stem"
+
+
+def pixel_size_pm(pixel_size: Any) -> float | None:
+    """The x size of a :class:`~mcnn.data.image_io.PixelSize` in pm (None: unknown or no length)."""
+    if pixel_size is None:
+        return None
+    try:
+        return float(pixel_size.to("pm").x)
+    except ValueError:
+        return None
+
+
+def frame_to_model_units(
+    raw: np.ndarray,
+    *,
+    pixel_size: Any = None,
+    training_data: dict[str, Any] | None = None,
+    calibration: NoiseCalibration | None = None,
+    dose_e_per_px: float | None = None,
+) -> tuple[np.ndarray, FrameUnits, list[str]]:
+    """One ``(H, W)`` frame as stored (counts) -> ``(model input float32, its units, warnings)``.
+
+    The one path every command takes (stem-denoise, mcnn-predict, stem-view): offset, gain and
+    dose from ``calibration``/``dose_e_per_px`` or the frame, the input in model units, and why the
+    frame may be far from the training data (dose, ``pixel_size`` against the checkpoint's).
+    Invert the model's output with :func:`from_model_units` and the returned units.
+    """
+    units = frame_units(raw, calibration=calibration, dose_e_per_px=dose_e_per_px)
+    warnings = training_warnings(units, pixel_size_pm(pixel_size), training_data)
+    return to_model_units(raw, units), units, warnings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,108 @@ def test_an_unusable_output_folder_is_refused_before_any_work(tmp_path, capsys):
     # /proc takes no new folders, whoever runs the test (CI runs as root)
     assert predict.main([str(run), str(tmp_path / "x.npy"), "-o", "/proc/mcnn-predict/o"]) == 2
     assert "/proc/mcnn-predict/o: cannot write predictions here" in _one_line_error(capsys)
+
+
+# -- a model trained on the STEM simulator: frames in its units, as stem-denoise brings them ------
+
+
+def _stem_frame(offset: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return (offset + 4 * rng.poisson(3.0, (32, 40))).astype(np.uint16)  # gain 4 counts/e, 3 e/px
+
+
+def _calibration(tmp_path, offset: float) -> str:
+    path = tmp_path / f"noise-{offset:g}.json"
+    path.write_text(json.dumps({"gain_counts_per_e": 4.0, "offset_counts": offset}))
+    return str(path)
+
+
+def test_a_stem_model_gets_the_same_units_as_in_stem_denoise(tiny_stem_run, tmp_path, capsys):
+    import mrcfile
+
+    from apps import stem_denoise
+    from mcnn.data.image_io import read_raw
+
+    frames = np.stack([_stem_frame(1000), _stem_frame(1000)[::-1]])
+    with mrcfile.new(tmp_path / "series.mrc") as mrc:  # a microscope file: uint16, 20 pm pixels
+        mrc.set_data(frames)
+        mrc.voxel_size = 0.2
+    cal = _calibration(tmp_path, 1000.0)
+    assert predict.main([str(tiny_stem_run), str(tmp_path / "series.mrc"), "-o",
+                         str(tmp_path / "p"), "--calibration", cal, "--device", "cpu"]) == 0
+    summary = _last_json(capsys)
+    assert summary["units"] == "stem (counts)" and summary["warnings"] == []
+    assert stem_denoise.main([str(tiny_stem_run), str(tmp_path / "series.mrc"), "-o",
+                              str(tmp_path / "d"), "--calibration", cal, "--device", "cpu"]) == 0
+    capsys.readouterr()
+    got, want = read_raw(tmp_path / "p" / "series.tif"), read_raw(tmp_path / "d" / "series.tif")
+    assert got.data.shape == want.data.shape == (2, 32, 40)
+    assert np.allclose(got.data, want.data, rtol=1e-5, atol=1e-3)
+    # back in the input's counts (not uint16 / 65535), with the microscope file's pixel size
+    assert float(got.data.mean()) == pytest.approx(float(frames.mean()), rel=0.02)
+    assert got.pixel_size.to("pm").x == pytest.approx(20.0, rel=1e-4)
+
+
+def test_a_stem_frame_with_an_offset_is_handled_as_without_it(tiny_stem_run, tmp_path, capsys):
+    from mcnn.data.image_io import read_raw
+
+    np.save(tmp_path / "plain.npy", _stem_frame(0))
+    np.save(tmp_path / "offset.npy", _stem_frame(1000))
+    for name, offset in (("plain", 0.0), ("offset", 1000.0)):
+        for units in ("counts", "model"):
+            assert predict.main([str(tiny_stem_run), str(tmp_path / f"{name}.npy"), "-o",
+                                 str(tmp_path / units), "--calibration",
+                                 _calibration(tmp_path, offset), "--output-units", units,
+                                 "--device", "cpu"]) == 0
+    capsys.readouterr()
+    model = {n: read_raw(tmp_path / "model" / f"{n}.tif").data for n in ("plain", "offset")}
+    counts = {n: read_raw(tmp_path / "counts" / f"{n}.tif").data for n in ("plain", "offset")}
+    assert np.allclose(model["offset"], model["plain"], atol=1e-5)
+    assert np.allclose(counts["offset"] - 1000.0, counts["plain"], atol=1e-2)
+
+
+def test_a_stem_model_warns_on_pixel_size_and_dose_far_from_training(tiny_stem_run, tmp_path,
+                                                                     capsys):
+    from mcnn.data.image_io import PixelSize, write_image
+
+    frame = np.random.default_rng(1).poisson(500.0, (1, 1, 32, 32)).astype(np.float32)
+    write_image(tmp_path / "f.tif", frame, PixelSize(0.2, 0.2, "nm"))
+    assert predict.main([str(tiny_stem_run), str(tmp_path / "f.tif"), "-o", str(tmp_path / "o"),
+                         "--dose-e-per-px", "500", "--device", "cpu"]) == 0
+    warnings = _last_json(capsys)["warnings"]
+    assert any("outside the training range" in w for w in warnings)
+    assert any("10x the training pixel size" in w for w in warnings)
+
+
+def test_stem_unit_options_on_another_model_are_a_one_line_error(tmp_path, capsys):
+    run = _checkpoint(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((8, 8), np.float32))
+    assert predict.main([str(run), str(tmp_path / "x.npy"), "-o", str(tmp_path / "o"),
+                         "--dose-e-per-px", "5"]) == 2
+    assert "--dose-e-per-px: only for a model trained on STEM frames" in _one_line_error(capsys)
+
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "microscopy"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared test data absent")
+def test_real_microscope_files_give_stem_denoise_outputs_with_their_pixel_size(tiny_stem_run,
+                                                                              tmp_path, capsys):
+    from apps import stem_denoise
+    from mcnn.data.image_io import read_raw
+
+    names = ["MoS2_Se_implanted_ADF.dm3", "16_STOimage_1.ser"]
+    files = [str(SHARED / n) for n in names]
+    assert predict.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "p"), "--tile", "256",
+                         "--overlap", "16", "--device", "cpu"]) == 0
+    assert _last_json(capsys)["frames"] == 2
+    assert stem_denoise.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "d"), "--tile",
+                              "256", "--overlap", "16", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    for name in names:
+        src = read_raw(SHARED / name)
+        got = read_raw(tmp_path / "p" / f"{Path(name).stem}.tif")
+        want = read_raw(tmp_path / "d" / f"{Path(name).stem}.tif")
+        assert got.data.shape == src.data.shape and np.allclose(got.data, want.data, rtol=1e-4,
+                                                                 atol=1e-2)
+        assert got.pixel_size.to("nm").x == pytest.approx(src.pixel_size.to("nm").x, rel=1e-4)

@@ -150,3 +150,25 @@ def test_save_calibration_fits_the_inputs_and_uses_it(run, tmp_path, capsys):
     assert cal["gain_counts_per_e"] == pytest.approx(5.0, rel=0.05)
     assert cal["offset_counts"] == pytest.approx(500.0, abs=0.5)
     assert summary["calibration"]["gain_counts_per_e"] == cal["gain_counts_per_e"]
+
+
+def test_stem_view_gives_file_frames_the_units_stem_denoise_gives_them(run, tmp_path):
+    """The live viewer reads microscope counts as stored and brings them into model units by the
+    same function as stem-denoise (offset and gain estimated from the frame)."""
+    from acquire.sources.series import FrameSeriesSource
+    from apps.live.stem_view import StemProcessor
+    from mcnn.infer import Predictor
+    from mcnn.stem.normalise import frame_to_model_units
+
+    rng = np.random.default_rng(2)
+    counts = (1000 + 4 * rng.poisson(3.0, (32, 32))).astype(np.uint16)
+    np.save(tmp_path / "f.npy", counts)
+    processor = StemProcessor(Predictor.from_checkpoint(run, device="cpu"))
+    with FrameSeriesSource(tmp_path / "f.npy", fps=None) as source:
+        frame = source.read()
+    assert frame.image.dtype == np.uint16  # as stored, not / 65535
+    x = processor.model_input(frame)
+    want, units, _ = frame_to_model_units(counts, training_data=processor.predictor.training_data)
+    assert x.shape == (32, 32, 1) and np.allclose(x[..., 0], want)
+    assert units.offset_counts == pytest.approx(1000, abs=60)
+    assert float(x.mean()) == pytest.approx(1.0, rel=1e-3)
