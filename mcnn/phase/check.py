@@ -4,13 +4,22 @@ config a model file carries (``mcnn.weights.read_training_data``).
 A network trained for 532 nm light, 1 um pixels and +-50 um planes learned that mapping and no
 other; on a series recorded at other values it returns a confident, wrong phase. So a mismatch
 beyond ``tolerance`` (relative, default 1%) is refused in one line naming each value, unless the
-user allows it; pixel-size mismatches can instead be resampled. Planes are matched by distance,
-so a model for +-z can run on a longer series that contains +-z (in the model's channel order).
+user allows it, or resampled when asked. Planes are matched by distance, so a model for +-z can
+run on a longer series that contains +-z (in the model's channel order).
+
+Resampling uses the Fresnel scaling law: in paraxial propagation the intensity pattern depends on
+lateral lengths ``x`` and the reduced distance ``zeta = lambda z / n`` only through ``x^2 / zeta``,
+so a series whose reduced distances are all ``r`` times the model's is the model's series with
+every lateral length scaled by ``sqrt(r)``. Its pixel size is reinterpreted as ``p sqrt(r)``, the
+wavelength, index and distances as the model's, and the pixels are resampled to the model's
+pixel size (the phase, dimensionless, is unchanged; outputs go back to the series grid). Exact
+under the Fresnel approximation; partial-coherence damping is not rescaled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mcnn.phase.series import PhaseSeries
@@ -68,6 +77,45 @@ def physics_mismatches(model: ModelPhysics, series: PhaseSeries,
     return out
 
 
+def _reduced(z: float, wavelength_um: float, medium_index: float) -> float:
+    return z * wavelength_um / medium_index
+
+
+def fresnel_scaled(series: PhaseSeries, model: ModelPhysics, tolerance: float = 0.01
+                   ) -> PhaseSeries:
+    """The series re-expressed in the model's wavelength, index and distances by Fresnel scaling
+    (module doc), when its reduced distances are one common multiple ``r`` of the model's; the
+    series unchanged when they already match or no common multiple exists (then the mismatch is
+    reported as usual)."""
+    if _match_planes(series.defocus_um, model.defocus_um, tolerance) is not None and all(
+            _relative(getattr(series, n), getattr(model, n)) <= tolerance
+            for n in ("wavelength_um", "medium_index")):
+        return series
+    ref = max(model.defocus_um, key=abs)
+    if ref == 0:
+        return series
+    zeta_model = _reduced(ref, model.wavelength_um, model.medium_index)
+    best: tuple[float, list[int]] | None = None
+    for z in series.defocus_um:
+        zeta = _reduced(z, series.wavelength_um, series.medium_index)
+        if zeta == 0 or (zeta > 0) != (zeta_model > 0):
+            continue
+        r = zeta_model / zeta  # series reduced distances x r = the model's
+        scaled = tuple(_reduced(v, series.wavelength_um, series.medium_index) * r
+                       * model.medium_index / model.wavelength_um for v in series.defocus_um)
+        picked = _match_planes(scaled, model.defocus_um, tolerance)
+        if picked is not None and (best is None or abs(math.log(r)) < abs(math.log(best[0]))):
+            best = (r, picked)
+    if best is None:
+        return series
+    r, picked = best
+    chosen = series.planes(picked)
+    return replace(chosen, defocus_um=tuple(model.defocus_um), wavelength_um=model.wavelength_um,
+                   medium_index=model.medium_index,
+                   pixel_size_um=series.pixel_size_um * math.sqrt(r),
+                   meta={**series.meta, "fresnel_scale": math.sqrt(r)})
+
+
 def match_series_to_model(
     series: PhaseSeries,
     training_data: dict[str, Any] | None,
@@ -86,11 +134,14 @@ def match_series_to_model(
                 "the model file does not record a defocus-series physics (wavelength, pixel size, "
                 "distances); use --allow-mismatch to run it anyway")
         return series, ["model physics unknown"]
-    if resample and _relative(series.pixel_size_um, model.pixel_size_um) > tolerance:
-        series = series.resampled(model.pixel_size_um)
+    if resample:
+        series = fresnel_scaled(series, model, tolerance)
+        if _relative(series.pixel_size_um, model.pixel_size_um) > tolerance:
+            series = series.resampled(model.pixel_size_um)
     problems = physics_mismatches(model, series, tolerance)
     if problems and not allow_mismatch:
-        hint = "" if resample else ", or --resample for the pixel size"
+        hint = "" if resample else (", or --resample (pixel size; wavelength, index and "
+                                    "distances by Fresnel scaling)")
         raise PhysicsMismatch(
             f"{series.source}: recorded with other physics than the model was trained for: "
             f"{'; '.join(problems)} (tolerance {100 * tolerance:g}%); use --allow-mismatch to "

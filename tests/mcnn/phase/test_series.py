@@ -128,3 +128,42 @@ def test_resampling_fixes_a_pixel_size_mismatch() -> None:
 def test_a_model_without_recorded_physics_is_refused() -> None:
     with pytest.raises(PhysicsMismatch, match="does not record"):
         match_series_to_model(series(), {"kind": "folder"})
+
+
+def _fresnel_series(wavelength_um: float, pixel_size_um: float, z_um: float) -> np.ndarray:
+    """The same object array (one pixel grid) propagated with the paraxial propagator."""
+    cfg = DefocusConfig(defocus_um=[-z_um, z_um], wavelength_um=wavelength_um,
+                        pixel_size_um=pixel_size_um, propagator="fresnel", phase_max_rad=2.0,
+                        pad_fraction=1.0)
+    g = torch.Generator().manual_seed(4)
+    phase = ProceduralContent().sample(1, (32, 32), g, channels=1) * 2.0
+    sim = DefocusSeriesSimulator(cfg)
+    return sim(phase, torch.ones_like(phase), torch.tensor([[-z_um, z_um]]))[0].numpy()
+
+
+@pytest.mark.parametrize("wavelength_um, pixel_size_um, z_um", [
+    (0.532, 2.0, 80.0),   # pixels 2x, distances 4x: the same pattern, pixel reinterpreted
+    (0.266, 1.0, 40.0),   # half the wavelength, twice the distance: the same reduced distance
+    (0.532, 1.5, 45.0),   # 1.5x pixels, 2.25x distances
+])
+def test_fresnel_scaling_resamples_wavelength_and_distance_mismatches(wavelength_um,
+                                                                      pixel_size_um, z_um):
+    model_view = _fresnel_series(0.532, 1.0, 20.0)
+    recorded = _fresnel_series(wavelength_um, pixel_size_um, z_um)
+    # the law itself, on the simulator: the same object array gives the same intensities
+    np.testing.assert_allclose(recorded, model_view, atol=2e-3)
+    s = PhaseSeries(recorded, (-z_um, z_um), wavelength_um, pixel_size_um)
+    model = training_data(defocus_um=[-20.0, 20.0])
+    with pytest.raises(PhysicsMismatch, match="Fresnel scaling"):
+        match_series_to_model(s, model)
+    ready, problems = match_series_to_model(s, model, resample=True)
+    assert not problems
+    assert ready.defocus_um == (-20.0, 20.0) and ready.wavelength_um == 0.532
+    assert ready.pixel_size_um == pytest.approx(1.0) and ready.shape == (32, 32)
+    np.testing.assert_allclose(ready.intensities, model_view, atol=2e-3)
+
+
+def test_fresnel_scaling_needs_one_common_ratio_for_all_planes():
+    s = PhaseSeries(planes(n=2, size=24), (-20.0, 30.0), 0.532, 1.0)  # no one ratio to +-10
+    with pytest.raises(PhysicsMismatch, match="defocus_um"):
+        match_series_to_model(s, training_data(), resample=True)
