@@ -91,13 +91,15 @@ class StemTruth:
     column ``positions`` ``(K, 2)`` (row, col) px after the scan distortion, their ``weights``
     ``(K,)`` relative to the frame's brightest column (times the crystal mask at the column);
     ``vacuum`` ``(B, H, W)`` bool, pixels at least one maximum spacing beyond the crystal edge;
-    ``natural`` ``(B,)`` bool, frames whose target is a content image (no columns, no vacuum)."""
+    ``natural`` ``(B,)`` bool, frames whose target is a content image (no columns, no vacuum);
+    ``sigma_px`` ``(B,)`` the probe-blurred column sigma of each frame."""
 
     clean: torch.Tensor
     positions: list[torch.Tensor]
     weights: list[torch.Tensor]
     vacuum: torch.Tensor
     natural: torch.Tensor
+    sigma_px: torch.Tensor
 
 
 def _harmonics(t: torch.Tensor, coef: torch.Tensor, phase: torch.Tensor, base: int) -> torch.Tensor:
@@ -278,7 +280,7 @@ class StemAdfSimulator(Simulator):
             vacuum = vacuum & ~natural.view(-1, 1, 1)
         positions, rel_weights = self._true_columns(
             points, weights, shifts, keep, vacuum, natural, size, min_weight_fraction)
-        return StemTruth(image, positions, rel_weights, vacuum, natural)
+        return StemTruth(image, positions, rel_weights, vacuum, natural, sigma)
 
     def _true_columns(
         self, points: torch.Tensor, weights: torch.Tensor,
