@@ -61,8 +61,14 @@ def test_every_number_is_finite_and_the_gaussian_sigma_is_the_argmin_of_its_grid
     assert row["methods"]["gaussian"]["psnr_db"] > row["methods"]["raw"]["psnr_db"]
     assert row["clean_false_atoms_per_1000_vacuum_px"] == 0
     # test frames are from another setting than training: spacing x0.8, sigma x1.25 (in px)
-    assert s["test_px_ranges"]["spacing"] == pytest.approx([8.0, 16.0])
-    assert s["test_px_ranges"]["atom_sigma"] == pytest.approx([1.5625, 2.8125])
+    train = s["training_px_ranges"]
+    assert s["test_px_ranges"]["spacing"] == pytest.approx([0.8 * v for v in train["spacing"]])
+    assert s["test_px_ranges"]["atom_sigma"] == pytest.approx([1.25 * v for v in
+                                                               train["atom_sigma"]])
+    assert s["test_simulator"]["noise_correlation_px"] > 0  # correlated noise training lacked
+    assert s["training_simulator"]["noise_correlation_px"] == 0
+    clean = row["clean_atoms"]
+    assert clean["atom_recall"] > 0.8 and clean["atom_precision"] > 0.8
     assert s["timing_ms_per_frame"]["mcnn"]["ms_median"] > 0
     assert "| MCNN |" in s["table_markdown"] and len(result.figure) == 2
 
