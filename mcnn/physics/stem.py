@@ -235,7 +235,7 @@ class StemAdfSimulator(Simulator):
         self, batch: int, size: tuple[int, int], generator: torch.Generator, content: ContentSource
     ) -> torch.Tensor:
         """Clean scans ``(B, 1, H, W)`` normalised to mean 1."""
-        return self.clean_with_truth(batch, size, generator, content).clean
+        return self._render(batch, size, generator, content, None).clean
 
     def clean_with_truth(
         self, batch: int, size: tuple[int, int], generator: torch.Generator,
@@ -244,6 +244,14 @@ class StemAdfSimulator(Simulator):
         """``clean`` (the same frames from the same generator) with the ground truth a scorer
         needs: true column positions with weight above ``min_weight_fraction`` of the frame's
         brightest column, inside the frame, not in vacuum; and the vacuum mask."""
+        return self._render(batch, size, generator, content, min_weight_fraction)
+
+    def _render(
+        self, batch: int, size: tuple[int, int], generator: torch.Generator,
+        content: ContentSource, min_weight_fraction: float | None,
+    ) -> StemTruth:
+        """The frames, and their true columns unless ``min_weight_fraction`` is None (training
+        does not need them)."""
         c = self.config
         h, w = size
         sigma = uniform(batch, *c.px_ranges()[1], generator)
@@ -278,8 +286,11 @@ class StemAdfSimulator(Simulator):
             pictures = pictures / pictures.mean(dim=(2, 3), keepdim=True)
             image = torch.where(natural.view(-1, 1, 1, 1), pictures, image)
             vacuum = vacuum & ~natural.view(-1, 1, 1)
-        positions, rel_weights = self._true_columns(
-            points, weights, shifts, keep, vacuum, natural, size, min_weight_fraction)
+        positions: list[torch.Tensor] = []
+        rel_weights: list[torch.Tensor] = []
+        if min_weight_fraction is not None:
+            positions, rel_weights = self._true_columns(
+                points, weights, shifts, keep, vacuum, natural, size, min_weight_fraction)
         return StemTruth(image, positions, rel_weights, vacuum, natural, sigma)
 
     def _true_columns(

@@ -166,3 +166,18 @@ def test_natural_image_targets_are_the_content_scaled_to_mean_one():
 def test_bad_new_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         StemConfig(**{field: value})
+
+
+def test_new_options_draw_after_the_crystal_so_old_frames_stay_the_same():
+    # Natural images and noise options draw after the crystal: frames that stay crystals equal
+    # the default config's frames bit for bit, and noise options leave the targets unchanged.
+    content = ProceduralContent()
+    plain = StemAdfSimulator(StemConfig()).clean(6, SIZE, _gen(11), content)
+    mixed = StemAdfSimulator(StemConfig(natural_image_fraction=0.5)).clean_with_truth(
+        6, SIZE, _gen(11), content)
+    assert 0 < int(mixed.natural.sum()) < 6
+    assert torch.equal(mixed.clean[~mixed.natural], plain[~mixed.natural])
+    noisy_cfg = StemConfig(detector_noise_e=0.5, noise_correlation_px=2.0, scan_afterglow=0.2)
+    _, target = StemAdfSimulator(noisy_cfg).sample(2, SIZE, _gen(12), content)
+    _, default_target = StemAdfSimulator(StemConfig()).sample(2, SIZE, _gen(12), content)
+    assert torch.equal(target, default_target)
