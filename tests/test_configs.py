@@ -4,7 +4,8 @@ Training configs train for 2 steps at a tiny data size with their own network, l
 (the shipped STEM config once stopped at step 1 with "7 outputs but 8 weights"); the model files in
 configs/bench/ train inside a tiny Laplacian run, and the convergence-benchmark settings there run
 at a micro size. The hidden-screen recording config trains on a
-short recording made here with the simulated rig.
+short recording made here with the simulated rig. A fine-tuning config (``train.init_weights``)
+starts from a tiny run of its own network trained first.
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ def test_every_training_config_trains(path, tmp_path, request):
                           "data.camera_size": [h, w],
                           "data.screen_size": [h * cfg.model.output_scale,
                                                w * cfg.model.output_scale]})
+    if cfg.train.init_weights is not None:
+        # A fine-tuning stage starts from an earlier run, which does not exist here: train the
+        # same network tiny first and start from that.
+        source = load_config(TrainConfig, path, {**overrides, "name": f"{cfg.name}-init",
+                                                 "train.init_weights": None})
+        Trainer(source, progress=False).fit()
+        overrides["train.init_weights"] = str(source.run_dir / "checkpoints" / "last")
     cfg = load_config(TrainConfig, path, overrides)
     metrics = Trainer(cfg, progress=False).fit()
     assert cfg.model.branches >= 1

@@ -2,8 +2,9 @@
 
 Frames come from the STEM simulator with the checkpoint's training settings *changed* (by default
 column spacing x0.8 and probe-blurred column sigma x1.25; any ``StemConfig`` field can be
-overridden), with a vacuum region cut into each frame (a half-plane beyond a soft crystal edge: the
-simulator itself fills frames with lattice), at fixed target input SNRs. The dose for a target SNR
+overridden, and by default scan afterglow and read noise correlated along the scan rows that
+training may not have had), with a vacuum region in each frame (the simulator's half-plane beyond a
+soft crystal edge), at fixed target input SNRs. The dose for a target SNR
 starts at ``dose_for_snr_db`` with the frames' measured ``mean(clean^2)`` and is corrected (secant steps in log
 dose, same noise seed) until the set's measured ``snr_db`` is within 0.1 dB, because
 detector noise and hot pixels add to the Poisson noise. All arrays are model units: counts / dose,
@@ -15,9 +16,12 @@ it so), BM3D with its best single ``sigma_psd`` from a grid (oracle likewise; on
 optional ``bm3d`` package is importable), and the raw input.
 
 Metrics per method and SNR: PSNR (data range = clean max - min, per frame), SSIM, output SNR
-(``snr_db``), atom-position error (peaks of the output vs peaks of the clean frame, one
-``min_distance`` and one threshold per frame for every method; nearest match within a radius),
-recall, precision, false atoms in vacuum (peaks in the vacuum mask per 1000 vacuum px), and time
+(``snr_db``), atom-position error (sub-pixel peaks of the output vs the simulator's TRUE column
+positions after the scan distortion, one ``min_distance`` and one threshold per frame for every
+method; nearest match within a radius), recall (of true columns at least ``truth_min_weight`` of the
+brightest, away from the border, and not within the resolution of a brighter column: a pair that
+close is one peak even in a perfect image; the clean frame's own scores, ``clean_atoms``, are
+the ceiling), precision (found peaks with any true column within the radius), false atoms in vacuum (peaks in the vacuum mask per 1000 vacuum px), and time
 per frame.
 """
 
@@ -77,6 +81,15 @@ class StemBenchSettings(BaseModel):
         description="StemConfig fields of the test frames, over the training ones (after scaling).")
     vacuum_fraction: float = Field(default=0.3, ge=0, le=0.8,
                                    description="Share of each frame beyond the crystal edge.")
+    noise_correlation_px: float = Field(
+        default=1.0, ge=0, le=20,
+        description="Test frames' read-noise correlation length along rows, px (simulator wins).")
+    scan_afterglow: float = Field(
+        default=0.1, ge=0, lt=1,
+        description="Test frames' detector afterglow along rows (a simulator override wins).")
+    truth_min_weight: float = Field(
+        default=0.25, gt=0, lt=1,
+        description="Recall counts true columns at least this x the frame's brightest.")
     peak_threshold: float = Field(
         default=0.15, gt=0, lt=1,
         description="Atom peaks: above min + this x (p99.9 - min) of the clean frame.")
@@ -108,7 +121,8 @@ def shifted_simulator_config(training_simulator: dict[str, Any], spacing_scale: 
                           atom_sigma_scale: float = 1.25,
                           overrides: dict[str, Any] | None = None) -> Any:
     """The test frames' ``StemConfig``: the training one with spacing and sigma ranges (in px,
-    from the pm ranges where set) scaled, then ``overrides`` applied."""
+    from the pm ranges where set) scaled, then ``overrides`` applied. Natural-image targets and
+    vacuum of training are switched off (``make_test_frames`` cuts its own vacuum)."""
     from mcnn.config_io import validate
     from mcnn.physics.config import StemConfig
 
@@ -119,38 +133,30 @@ def shifted_simulator_config(training_simulator: dict[str, Any], spacing_scale: 
         spacing_pm_range=None, atom_sigma_pm_range=None,
         spacing_px_range=(spacing[0] * spacing_scale, spacing[1] * spacing_scale),
         atom_sigma_px_range=(sigma[0] * atom_sigma_scale, sigma[1] * atom_sigma_scale),
+        natural_image_fraction=0.0, vacuum_probability=0.0,
     )
     fields.update(overrides or {})
     return validate(StemConfig, fields, "simulator (the test frames' StemConfig)")
 
 
 def make_test_frames(config: Any, content: Any, frames: int, size_px: tuple[int, int], seed: int,
-                     vacuum_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean frames ``(N, 1, H, W)`` (mean 1) with a vacuum half-plane, and the vacuum mask
-    ``(N, H, W)`` bool: pixels at least one maximum column spacing beyond the soft edge (edge
-    columns cut in half are not vacuum)."""
+                     vacuum_fraction: float, min_weight_fraction: float = 0.05) -> Any:
+    """The simulator's clean frames ``(N, 1, H, W)`` (mean 1) with a vacuum half-plane of share
+    ``vacuum_fraction`` and their ground truth (``mcnn.physics.stem.StemTruth``: true column
+    positions above ``min_weight_fraction`` of the brightest, the vacuum mask: pixels at least
+    one maximum column spacing beyond the soft edge)."""
     from mcnn.physics.stem import StemAdfSimulator
 
-    sim = StemAdfSimulator(config)
-    g = torch.Generator().manual_seed(seed)
-    clean = sim.clean(frames, size_px, g, content).float()
-    h, w = size_px
-    vacuum = torch.zeros(frames, h, w, dtype=torch.bool)
-    if vacuum_fraction <= 0:
-        return clean, vacuum
-    spacing, sigma = config.px_ranges()
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32),
-                            torch.arange(w, dtype=torch.float32), indexing="ij")
-    theta = torch.rand(frames, generator=g) * 2 * math.pi
-    for i in range(frames):
-        d = xx * torch.cos(theta[i]) + yy * torch.sin(theta[i])
-        edge = torch.quantile(d.flatten(), 1 - vacuum_fraction)
-        width = (sigma[0] + sigma[1]) / 2
-        keep = torch.sigmoid(-(d - edge) / width)  # 1 in the crystal, 0 in vacuum
-        frame = clean[i, 0] * keep + 1e-3
-        clean[i, 0] = frame / frame.mean()
-        vacuum[i] = d > edge + spacing[1]
-    return clean, vacuum
+    if vacuum_fraction > 0:
+        config = config.model_copy(update={
+            "vacuum_probability": 1.0, "vacuum_fraction_range": (vacuum_fraction, vacuum_fraction),
+            "vacuum_particle_fraction": 0.0})
+    else:
+        config = config.model_copy(update={"vacuum_probability": 0.0})
+    truth = StemAdfSimulator(config).clean_with_truth(
+        frames, size_px, torch.Generator().manual_seed(seed), content, min_weight_fraction)
+    truth.clean = truth.clean.float()
+    return truth
 
 
 def noisy_at_snr(config: Any, clean: torch.Tensor, target_db: float, seed: int,
@@ -183,35 +189,60 @@ def noisy_at_snr(config: Any, clean: torch.Tensor, target_db: float, seed: int,
 
 # ------------------------------------------------------------------------------------- atoms
 def detect_atoms(image: np.ndarray, min_distance_px: int, threshold: float) -> np.ndarray:
-    """Atom columns as local maxima ``(K, 2)`` (row, col) above ``threshold`` (absolute)."""
+    """Atom columns as local maxima above ``threshold`` (absolute), refined to sub-pixel by a
+    parabola through each peak and its neighbours along each axis: ``(K, 2)`` float (row, col)."""
     from skimage.feature import peak_local_max
 
-    return peak_local_max(np.asarray(image, np.float32), min_distance=max(int(min_distance_px), 1),
-                          threshold_abs=float(threshold), exclude_border=True)
+    img = np.asarray(image, np.float32)
+    peaks = peak_local_max(img, min_distance=max(int(min_distance_px), 1),
+                           threshold_abs=float(threshold), exclude_border=True)
+    out = peaks.astype(np.float64)
+    if len(peaks) == 0:
+        return out.reshape(0, 2)
+    r, c = peaks[:, 0], peaks[:, 1]
+    for axis, (prev, nxt) in enumerate(((img[r - 1, c], img[r + 1, c]),
+                                         (img[r, c - 1], img[r, c + 1]))):
+        centre = img[r, c]
+        den = prev - 2 * centre + nxt
+        safe = np.where(den < 0, den, -1.0)
+        out[:, axis] += np.where(den < 0, np.clip(0.5 * (prev - nxt) / safe, -0.5, 0.5), 0.0)
+    return out
 
 
-def match_atoms(found: np.ndarray, truth: np.ndarray, radius_px: float) -> dict[str, float]:
+def match_atoms(found: np.ndarray, truth: np.ndarray, radius_px: float,
+                any_truth: np.ndarray | None = None) -> dict[str, float]:
     """Nearest-neighbour matching within ``radius_px``: distances of matched true atoms (px),
-    ``recall`` (true atoms with a found one within the radius) and ``precision`` (found atoms
-    with a true one within the radius). Counts are returned for pooling over frames."""
+    ``recall`` (``truth`` atoms with a found one within the radius) and ``precision`` (found atoms
+    with an atom of ``any_truth``, default ``truth``, within the radius: a found faint column is
+    not a false one). Counts are returned for pooling over frames."""
     from scipy.spatial import cKDTree
 
+    every = truth if any_truth is None else any_truth
     n_true, n_found = len(truth), len(found)
+    matched_found = 0
+    if n_found and len(every):
+        d_found, _ = cKDTree(every).query(found, distance_upper_bound=radius_px)
+        matched_found = int(np.isfinite(d_found).sum())
     if n_true == 0 or n_found == 0:
-        return {"distance_sum_px": 0.0, "matched_true": 0, "matched_found": 0,
+        return {"distance_sum_px": 0.0, "matched_true": 0, "matched_found": matched_found,
                 "true": n_true, "found": n_found}
     d_true, _ = cKDTree(found).query(truth, distance_upper_bound=radius_px)
-    d_found, _ = cKDTree(truth).query(found, distance_upper_bound=radius_px)
     ok = np.isfinite(d_true)
     return {"distance_sum_px": float(d_true[ok].sum()), "matched_true": int(ok.sum()),
-            "matched_found": int(np.isfinite(d_found).sum()), "true": n_true, "found": n_found}
+            "matched_found": matched_found, "true": n_true, "found": n_found}
 
 
 def false_atoms_per_kpx(peaks: np.ndarray, vacuum: np.ndarray) -> tuple[int, int]:
-    """(peaks inside the vacuum mask, vacuum pixels)."""
+    """(peaks inside the vacuum mask, vacuum pixels); peaks may be sub-pixel (rounded here)."""
     if len(peaks) == 0:
         return 0, int(vacuum.sum())
-    return int(vacuum[peaks[:, 0], peaks[:, 1]].sum()), int(vacuum.sum())
+    r, c = _pixels(peaks, vacuum.shape)
+    return int(vacuum[r, c].sum()), int(vacuum.sum())
+
+
+def _pixels(peaks: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.rint(peaks).astype(int)
+    return np.clip(idx[:, 0], 0, shape[0] - 1), np.clip(idx[:, 1], 0, shape[1] - 1)
 
 
 # ------------------------------------------------------------------------------------ filters
@@ -254,10 +285,34 @@ def _frame_metrics(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     return psnr, ssim
 
 
+def true_atoms(positions: np.ndarray, weights: np.ndarray, shape: tuple[int, int],
+               min_weight: float, border_px: int, resolve_px: float = 0.0) -> np.ndarray:
+    """The true columns a detector can be asked to find: weight at least ``min_weight`` of the
+    brightest, at least ``border_px`` inside the frame (peaks on the border are not searched) and
+    no column as bright or brighter within ``resolve_px`` (a pair that close is one peak even in
+    a perfect image)."""
+    from scipy.spatial import cKDTree
+
+    h, w = shape
+    p = np.asarray(positions, np.float64).reshape(-1, 2)
+    wt = np.asarray(weights, np.float64).reshape(-1)
+    ok = (wt >= min_weight) & (p[:, 0] >= border_px) & (p[:, 1] >= border_px) \
+        & (p[:, 0] <= h - 1 - border_px) & (p[:, 1] <= w - 1 - border_px)
+    if resolve_px > 0 and len(p) > 1:
+        for i, j in cKDTree(p).query_pairs(resolve_px):
+            ok[i if (wt[i], -i) < (wt[j], -j) else j] = False  # the dimmer of the pair
+    return p[ok]
+
+
 def method_metrics(out: np.ndarray, clean: np.ndarray, vacuum: np.ndarray, min_distance_px: int,
                    radius_px: float, threshold_fraction: float, pixel_size_pm: float | None,
-                   keep_vacuum_peaks: int = 0) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """Metrics of one method's outputs ``(N, H, W)`` against ``clean``; pooled over frames."""
+                   keep_vacuum_peaks: int = 0, positions: list[np.ndarray] | None = None,
+                   weights: list[np.ndarray] | None = None, truth_min_weight: float = 0.25,
+                   sigma_px: list[float] | None = None,
+                   ) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Metrics of one method's outputs ``(N, H, W)`` against ``clean`` and the true column
+    ``positions`` ``(K, 2)`` (row, col) with their relative ``weights`` per frame (without them,
+    the peaks of the clean frame stand in); pooled over frames."""
     from mcnn.physics.stem import snr_db
 
     psnr, ssim, pooled, false_n, vac_px, vac_peaks = [], [], [], 0, 0, []
@@ -267,13 +322,21 @@ def method_metrics(out: np.ndarray, clean: np.ndarray, vacuum: np.ndarray, min_d
         ssim.append(s)
         lo = float(clean[i].min())
         thr = lo + threshold_fraction * (float(np.percentile(clean[i], 99.9)) - lo)
-        truth = detect_atoms(clean[i], min_distance_px, thr)
         found = detect_atoms(out[i], min_distance_px, thr)
-        pooled.append(match_atoms(found, truth, radius_px))
+        if positions is None or weights is None:
+            truth = every = detect_atoms(clean[i], min_distance_px, thr)
+        else:
+            every = np.asarray(positions[i], np.float64).reshape(-1, 2)
+            # Separate peaks need a Chebyshev distance above min_distance and a dip between them.
+            resolve = max(math.sqrt(2) * max(int(min_distance_px), 1),
+                          2.5 * (sigma_px[i] if sigma_px is not None else 0.0))
+            truth = true_atoms(every, weights[i], clean[i].shape, truth_min_weight,
+                               max(int(min_distance_px), 1), resolve)
+        pooled.append(match_atoms(found, truth, radius_px, every))
         n, v = false_atoms_per_kpx(found, vacuum[i])
         false_n, vac_px = false_n + n, vac_px + v
         if i < keep_vacuum_peaks:
-            vac_peaks.append(found[vacuum[i][found[:, 0], found[:, 1]]] if len(found)
+            vac_peaks.append(found[vacuum[i][_pixels(found, vacuum[i].shape)]] if len(found)
                              else found)
     snr = snr_db(torch.from_numpy(clean[:, None]), torch.from_numpy(out[:, None].astype(np.float32)))
     matched = sum(m["matched_true"] for m in pooled)
@@ -329,17 +392,24 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
     if h % multiple or w % multiple or h < multiple or w < multiple:
         raise ValueError(f"size_px ({h}, {w}): must be multiples of {multiple} (2**model depth)")
     train_cfg = data["simulator"]
-    test_cfg = shifted_simulator_config(train_cfg, settings.spacing_scale, settings.atom_sigma_scale,
-                                     settings.simulator)
+    test_cfg = shifted_simulator_config(
+        train_cfg, settings.spacing_scale, settings.atom_sigma_scale,
+        {"noise_correlation_px": settings.noise_correlation_px,
+         "scan_afterglow": settings.scan_afterglow, **settings.simulator})
     content = build_content(TypeAdapter(ContentConfig).validate_python(
         data.get("content") or {"kind": "procedural"}), split="val")
     pixel_size_pm = test_cfg.pixel_size_pm
     spacing, sigma = test_cfg.px_ranges()
     min_distance = max(1, int(0.4 * spacing[0]))
     radius = settings.match_radius_spacings * spacing[0]
-    clean_t, vacuum_t = make_test_frames(test_cfg, content, settings.frames, (h, w), settings.seed,
-                                         settings.vacuum_fraction)
-    clean, vacuum = clean_t[:, 0].numpy(), vacuum_t.numpy()
+    truth = make_test_frames(test_cfg, content, settings.frames, (h, w), settings.seed,
+                             settings.vacuum_fraction)
+    clean_t = truth.clean
+    clean, vacuum = clean_t[:, 0].numpy(), truth.vacuum.numpy()
+    positions = [p.numpy() for p in truth.positions]
+    weights = [wt.numpy() for wt in truth.weights]
+    scoring = dict(positions=positions, weights=weights, truth_min_weight=settings.truth_min_weight,
+                   sigma_px=[float(v) for v in truth.sigma_px])
     bm3d = _bm3d_module() if settings.use_bm3d else None
     notes = ["gaussian: oracle, its sigma is chosen per SNR against the clean frames"]
     if not settings.use_bm3d:
@@ -390,10 +460,14 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
         for name, out in outputs.items():
             methods[name], vac_peaks[name] = method_metrics(
                 out.astype(np.float32), clean, vacuum, min_distance, radius,
-                settings.peak_threshold, pixel_size_pm, keep)
+                settings.peak_threshold, pixel_size_pm, keep, **scoring)
         clean_m, vac_peaks["clean"] = method_metrics(clean, clean, vacuum, min_distance, radius,
-                                                     settings.peak_threshold, pixel_size_pm, keep)
+                                                     settings.peak_threshold, pixel_size_pm, keep,
+                                                     **scoring)
         row["clean_false_atoms_per_1000_vacuum_px"] = clean_m["false_atoms_per_1000_vacuum_px"]
+        # What the peak detector reaches on the noiseless frame: the ceiling of every method.
+        row["clean_atoms"] = {k: clean_m[k] for k in ("atom_error_px", "atom_recall",
+                                                       "atom_precision")}
         row["methods"] = methods
         rows.append(row)
         say("  " + ", ".join(f"{n}: {m['psnr_db']:.2f} dB / SSIM {m['ssim']:.3f}"

@@ -272,6 +272,37 @@ class StemConfig(_Strict):
     dead_pixel_fraction: float = Field(
         default=0.0, ge=0, le=0.05, description="Pixels that count nothing, per frame."
     )
+    noise_correlation_px: float = Field(
+        default=0.0, ge=0, le=20,
+        description="Correlation length L of the Gaussian detector noise along the scan rows, px: "
+        "its autocorrelation is exp(-lag^2 / (2 L^2)) along a row and 0 across rows (0: white).",
+    )
+    scan_afterglow: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="Share of a pixel's counts that the detector carries into the next pixel "
+        "along the row (IIR: y[j] = (1 - a) x[j] + a y[j-1]; lag-1 noise correlation a).",
+    )
+    vacuum_probability: float = Field(
+        default=0.0, ge=0, le=1, description="Share of crystal frames with a vacuum region."
+    )
+    vacuum_fraction_range: tuple[float, float] = Field(
+        default=(0.1, 0.5),
+        description="Share of such a frame beyond the crystal edge (soft, ~ atom sigma wide).",
+    )
+    vacuum_particle_fraction: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Share of vacuum frames showing a blob-shaped particle in vacuum instead of "
+        "a half-plane edge.",
+    )
+    vacuum_edge_roughness_px: float = Field(
+        default=0.0, ge=0, le=100,
+        description="Largest amplitude of the edge's smooth random wobble, px (0: straight).",
+    )
+    natural_image_fraction: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Share of frames whose target is a content image scaled to mean 1 instead of "
+        "a crystal (the paper's stage 1: natural images at the same dose).",
+    )
 
     def px_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """(spacing, atom sigma) ranges in px, from the pm ranges when a pixel size is set."""
@@ -303,6 +334,10 @@ class StemConfig(_Strict):
         if not (sigma[0] >= 0.2 and sigma[1] <= 64):
             raise ValueError(f"atom sigma of {sigma[0]:.3g}-{sigma[1]:.3g} px (atom_sigma_pm_range "
                              f"/ pixel_size_pm={self.pixel_size_pm}) must be within 0.2-64 px")
+        lo, hi = self.vacuum_fraction_range
+        if not 0 < lo <= hi < 1:
+            raise ValueError(
+                f"vacuum_fraction_range must satisfy 0 < low <= high < 1, got ({lo}, {hi})")
         return self
 
 

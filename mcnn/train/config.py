@@ -55,6 +55,11 @@ class LoopConfig(BaseModel):
     num_workers: int = Field(default=0, ge=0, le=64, description="DataLoader worker processes.")
     tensorboard: bool = True
     sample_images: int = Field(default=4, ge=0, le=32, description="Validation images logged.")
+    init_weights: str | None = Field(
+        default=None, min_length=1,
+        description="Start from these weights (a checkpoint/run folder or a model.safetensors; "
+        "the same architecture) with a fresh optimiser and schedule: stage-2 fine-tuning.",
+    )
 
 
 class TrainConfig(BaseModel):

@@ -19,6 +19,8 @@ RESUMABLE_FIELDS = frozenset({
     "train.steps", "train.device", "train.precision", "train.channels_last", "train.compile",
     "train.num_workers", "train.log_every", "train.tensorboard", "train.val_every",
     "train.val_batch_size", "train.checkpoint_every", "train.sample_images", "train.progress_every_s",
+    # Only the start of a run reads it; a resumed run takes its weights from its own checkpoint.
+    "train.init_weights",
 })
 
 

@@ -104,6 +104,34 @@ def _check_data(cfg: TrainConfig, train: PairDataset) -> None:
         raise TrainingError("; ".join(problems))
 
 
+def load_init_weights(model: MCNN, path: Path) -> None:
+    """Copy the weights of the checkpoint at ``path`` (a run or checkpoint folder, or a
+    model.safetensors) into ``model``; a different architecture is a one-line ``TrainingError``
+    naming the file and the first mismatch."""
+    from mcnn.weights import CheckpointError, load_model, resolve_model_file
+
+    try:
+        file = resolve_model_file(path)
+        source, source_cfg = load_model(file)
+    except CheckpointError as exc:
+        raise TrainingError(f"train.init_weights: {exc}") from None
+    have, want = source.state_dict(), model.state_dict()
+    problem = next((f"tensor {k} has shape {list(have[k].shape)} there but {list(v.shape)} here"
+                    for k, v in want.items() if k in have and have[k].shape != v.shape), None)
+    missing = [k for k in want if k not in have] + [k for k in have if k not in want]
+    if problem is None and missing:
+        where = "here only" if missing[0] in want else "there only"
+        problem = f"tensor {missing[0]} is {where}"
+    if problem is not None:
+        mine, theirs = model.config.model_dump(), source_cfg.model_dump()
+        diff = [f"model.{k}={theirs.get(k)!r} there, {v!r} here" for k, v in mine.items()
+                if v != theirs.get(k)]
+        raise TrainingError(f"train.init_weights: {file}: architecture differs from model ("
+                            + ("; ".join(diff[:3]) or problem) + ")")
+    model.load_state_dict(have)
+    log.info("started from the weights of %s", file)
+
+
 class Trainer:
     """Builds the network, optimiser and data from ``config`` and trains with ``fit``.
 
@@ -151,7 +179,10 @@ class Trainer:
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
 
-        self.model = MCNN(cfg.model).to(self.device, memory_format=fmt)  # type: ignore[call-overload]
+        self.model = MCNN(cfg.model)
+        if cfg.train.init_weights is not None and not resume:
+            load_init_weights(self.model, Path(cfg.train.init_weights))
+        self.model = self.model.to(self.device, memory_format=fmt)  # type: ignore[call-overload]
         self.n_params = count_parameters(self.model)
         net: nn.Module = _MultiScale(self.model)
         if self.dist.enabled:

@@ -19,6 +19,7 @@ from mcnn.bench.stem import (
     gaussian,
     make_test_frames,
     match_atoms,
+    method_metrics,
     noisy_at_snr,
     run_stem_bench,
     shifted_simulator_config,
@@ -60,8 +61,14 @@ def test_every_number_is_finite_and_the_gaussian_sigma_is_the_argmin_of_its_grid
     assert row["methods"]["gaussian"]["psnr_db"] > row["methods"]["raw"]["psnr_db"]
     assert row["clean_false_atoms_per_1000_vacuum_px"] == 0
     # test frames are from another setting than training: spacing x0.8, sigma x1.25 (in px)
-    assert s["test_px_ranges"]["spacing"] == pytest.approx([8.0, 16.0])
-    assert s["test_px_ranges"]["atom_sigma"] == pytest.approx([1.5625, 2.8125])
+    train = s["training_px_ranges"]
+    assert s["test_px_ranges"]["spacing"] == pytest.approx([0.8 * v for v in train["spacing"]])
+    assert s["test_px_ranges"]["atom_sigma"] == pytest.approx([1.25 * v for v in
+                                                               train["atom_sigma"]])
+    assert s["test_simulator"]["noise_correlation_px"] > 0  # correlated noise training lacked
+    assert s["training_simulator"]["noise_correlation_px"] == 0
+    clean = row["clean_atoms"]
+    assert clean["atom_recall"] > 0.8 and clean["atom_precision"] > 0.8
     assert s["timing_ms_per_frame"]["mcnn"]["ms_median"] > 0
     assert "| MCNN |" in s["table_markdown"] and len(result.figure) == 2
 
@@ -85,7 +92,8 @@ def test_oracle_sigma_is_the_grid_argmin_on_known_noise():
 
 def test_clean_against_clean_matches_every_atom_with_zero_error():
     cfg = shifted_simulator_config(STEM_SIM)
-    clean, vacuum = make_test_frames(cfg, ProceduralContent(), 1, (64, 64), 3, 0.3)
+    truth = make_test_frames(cfg, ProceduralContent(), 1, (64, 64), 3, 0.3)
+    clean, vacuum = truth.clean, truth.vacuum
     image = clean[0, 0].numpy()
     assert vacuum.float().mean() > 0.05 and image[vacuum[0].numpy()].max() < 0.05
     peaks = detect_atoms(image, 3, 0.5)
@@ -114,7 +122,7 @@ def test_a_blob_placed_in_vacuum_is_one_false_atom():
 
 def test_dose_is_corrected_to_the_measured_target_snr():
     cfg = shifted_simulator_config(STEM_SIM, overrides={"detector_noise_e": 0.3})
-    clean, _ = make_test_frames(cfg, ProceduralContent(), 2, (32, 32), 1, 0.0)
+    clean = make_test_frames(cfg, ProceduralContent(), 2, (32, 32), 1, 0.0).clean
     for target in (0.0, -10.0):
         _, dose, measured = noisy_at_snr(cfg, clean, target, seed=4)
         assert abs(measured - target) < 0.1 and dose > 0
@@ -146,3 +154,38 @@ def test_a_model_without_stem_training_data_is_refused(run, tmp_path):
         run_stem_bench(path, StemBenchSettings(**FAST))
     with pytest.raises(ValueError, match="multiples of 4"):
         run_stem_bench(run, StemBenchSettings(**{**FAST, "size_px": (50, 48)}))
+
+
+def test_a_perfect_output_finds_the_true_columns_and_a_shifted_one_does_not():
+    # Scored against the simulator's true positions (after the scan distortion), not against
+    # peaks of the clean frame: the clean frame itself gets recall ~1 and a sub-pixel error.
+    cfg = shifted_simulator_config(STEM_SIM, overrides={"atom_sigma_px_range": (1.2, 1.6)})
+    truth = make_test_frames(cfg, ProceduralContent(), 3, (96, 96), 7, 0.3)
+    clean, vacuum = truth.clean[:, 0].numpy(), truth.vacuum.numpy()
+    spacing = cfg.px_ranges()[0][0]
+    args = (clean, vacuum, max(1, int(0.4 * spacing)), 0.25 * spacing, 0.15, None)
+    scoring = dict(positions=[p.numpy() for p in truth.positions],
+                   weights=[w.numpy() for w in truth.weights],
+                   sigma_px=[float(v) for v in truth.sigma_px])
+    perfect, _ = method_metrics(clean, *args, **scoring)
+    assert perfect["atoms_true"] > 60
+    assert perfect["atom_recall"] > 0.95 and perfect["atom_precision"] > 0.95
+    assert perfect["atom_error_px"] < 0.2 and perfect["false_atoms_in_vacuum"] == 0
+    moved, _ = method_metrics(np.roll(clean, 2, axis=2), *args, **scoring)  # 2 px to the right
+    assert moved["atom_recall"] < 0.5 or moved["atom_error_px"] > 1.5
+    for pos, mask in zip(truth.positions, truth.vacuum, strict=True):
+        r, c = pos.round().long().unbind(1)
+        assert not mask[r, c].any()  # no true column in vacuum
+
+
+def test_test_frames_have_correlated_noise_that_training_did_not():
+    cfg = shifted_simulator_config(STEM_SIM, overrides={"noise_correlation_px": 1.0,
+                                                        "scan_afterglow": 0.1})
+    assert StemBenchSettings().noise_correlation_px > 0 and StemBenchSettings().scan_afterglow > 0
+    clean = make_test_frames(cfg, ProceduralContent(), 2, (64, 64), 1, 0.0).clean
+    noisy, _, _ = noisy_at_snr(cfg, clean, 0.0, seed=2)
+    r = (noisy - clean)[:, 0].numpy()
+    r = r - r.mean()
+    along = float((r[:, :, 1:] * r[:, :, :-1]).mean() / (r**2).mean())
+    across = float((r[:, 1:] * r[:, :-1]).mean() / (r**2).mean())
+    assert along > 0.08 and abs(across) < 0.05
