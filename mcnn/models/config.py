@@ -72,6 +72,13 @@ class ModelConfig(BaseModel):
         default=1, description="Output size / input size (1, 2, 4 or 8), e.g. 640x360 -> 1280x720."
     )
     lowpass: LowPassConfig | None = Field(default=None, description="Fixed low-pass front layer.")
+    first_conv: Literal["full", "stride2"] = Field(
+        default="full",
+        description="full: a 3x3 conv to base_width channels at full resolution feeds the encoder; "
+        "stride2 (pix2pix, the paper): the first stride-2 cell reads the input (or its low-pass "
+        "stack) directly and the last decoder stage merges that input (concat skips only), so "
+        "the only full-resolution features are the last stage's base_width channels.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
