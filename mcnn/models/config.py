@@ -76,8 +76,9 @@ class ModelConfig(BaseModel):
         default="full",
         description="full: a 3x3 conv to base_width channels at full resolution feeds the encoder; "
         "stride2 (pix2pix, the paper): the first stride-2 cell reads the input (or its low-pass "
-        "stack) directly and the last decoder stage merges that input (concat skips only), so "
-        "the only full-resolution features are the last stage's base_width channels.",
+        "stack) directly and the last decoder stage concatenates that input (a few channels, "
+        "whatever skip is), so the only full-resolution features are the last stage's "
+        "base_width channels.",
     )
 
     @model_validator(mode="after")

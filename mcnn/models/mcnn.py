@@ -133,13 +133,13 @@ class MCNN(nn.Module):
         for i, level in enumerate(levels):
             cout = cfg.width(max(level, 0))
             up = up_cell(ch, cout, cfg)
-            skip_level, skip_ch = level, cout
-            if level == 0 and not full:  # the input: concatenated (cheap), never added
-                skip_level, skip_ch = (0 if cfg.skip == "concat" else -1), stem_in
-            ch = cout + skip_ch if (skip_level >= 0 and cfg.skip == "concat") else cout
+            merge, skip_ch = cfg.skip, cout
+            if level == 0 and not full:  # the input itself: concatenated (a few channels, cheap)
+                merge, skip_ch = "concat", stem_in
+            ch = cout + skip_ch if (level >= 0 and merge == "concat") else cout
             head_inputs.append(ch)
             k = n - 1 - i  # this stage is at 1/2**k of the output size
-            stages.append(DecoderStage(up, skip_level, cfg.skip, cfg.branch_feedback))
+            stages.append(DecoderStage(up, level, merge, cfg.branch_feedback))
             if 1 <= k <= cfg.branches:
                 ch += feedback
         stages[-1].fp32 = True

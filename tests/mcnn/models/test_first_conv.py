@@ -37,9 +37,10 @@ def test_stride2_has_no_full_resolution_stem_and_reads_the_input_directly(skip, 
     assert isinstance(m.stem, torch.nn.Identity)
     first = next(mod for mod in m.encoder[0].modules() if isinstance(mod, torch.nn.Conv2d))
     assert first.in_channels == 5 and first.stride == (2, 2)  # input + 4 low-pass copies
-    # the last stage concatenates the 5-channel input (cheap) or merges nothing (add)
-    assert m.head.in_channels == (8 + 5 if skip == "concat" else 8)
-    assert m.stages[-1].skip_level == (0 if skip == "concat" else -1)
+    # the last stage concatenates the 5-channel input (cheap; an add would need a projection)
+    assert m.head.in_channels == 8 + 5
+    assert m.stages[-1].skip_level == 0 and m.stages[-1].concat
+    assert m.stages[0].concat == (skip == "concat")
 
 
 @pytest.mark.parametrize("skip", ["concat", "add"])
@@ -62,16 +63,17 @@ def test_stride2_output_scale_2_and_every_branch_count(skip):
 
 
 def test_stride2_saves_the_stem_and_its_full_resolution_work():
-    """Parameter change of the paper denoiser: only the 3x3 stem (5 -> 64 ch) and the first cell's
-    input width change: 39.09M -> 38.97M."""
+    """Parameter change of the paper denoiser: the 3x3 stem (5 -> 64 ch) goes, the first cell
+    reads 5 channels instead of 64, the head reads the 5 input channels more: 39.09M -> 38.97M."""
     kw = dict(depth=7, base_width=64, max_width=512, skip="add", branches=7,
               lowpass=LowPassConfig())
     full = count_parameters(MCNN(ModelConfig(**kw)))
     s2 = count_parameters(MCNN(ModelConfig(**kw, first_conv="stride2")))
     stem = 5 * 64 * 9 + 64
     first_cell_saved = (64 - 5) * 128 * 16
-    assert full - s2 == stem + first_cell_saved
-    assert (full, s2) == (39_094_920, 38_971_144)
+    head_added = 5 * 9
+    assert full - s2 == stem + first_cell_saved - head_added
+    assert (full, s2) == (39_094_920, 38_971_189)
 
 
 @pytest.mark.parametrize("skip", ["add", "concat"])
