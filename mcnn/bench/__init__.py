@@ -1,5 +1,6 @@
 """Benchmarks: convergence of MCNN against the plain U-Net, training step cost of the side outputs,
-and inference speed. Library code only (results as dicts); ``mcnn-bench`` is the command line."""
+inference speed, and the denoiser against a parameter-matched pix2pix U-Net. Library code only
+(results as dicts); ``mcnn-bench`` is the command line."""
 
 from mcnn.bench.convergence import (
     SCALES,
@@ -9,6 +10,7 @@ from mcnn.bench.convergence import (
     settings_for,
     trunk_state,
 )
+from mcnn.bench.denoiser_vs_unet import DenoiserVsUnetSettings, run_denoiser_vs_unet
 from mcnn.bench.presets import MODEL_PRESETS, load_model_config, model_preset
 from mcnn.bench.speed import run_speed_bench
 from mcnn.bench.step_time import compare_training_steps, training_step_ms
@@ -27,10 +29,12 @@ __all__ = [
     "SCALES",
     "VARIANTS",
     "ConvergenceSettings",
+    "DenoiserVsUnetSettings",
     "compare_training_steps",
     "load_model_config",
     "model_preset",
     "run_convergence",
+    "run_denoiser_vs_unet",
     "run_speed_bench",
     "run_streaming_bench",
     "STREAM_MODES",
