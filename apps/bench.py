@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     from mcnn.bench.convergence import SCALES, VARIANTS, ConvergenceSettings
     from mcnn.bench.presets import MODEL_PRESETS
 
-    p = OneLineArgumentParser(prog=PROG, description="Benchmarks for MCNN: convergence and inference speed.")
+    p = OneLineArgumentParser(prog=PROG, description="Benchmarks for MCNN: convergence, inference "
+                              "speed, STEM denoising and the denoiser against the U-Net.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
 
@@ -225,6 +226,37 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", help="auto, cpu, cuda or cuda:N (the model's)")
     m.add_argument("--threads", type=_positive_int, help="torch.set_num_threads (CPU)")
     add_config_arguments(m)
+
+    from mcnn.bench.denoiser_vs_unet import DenoiserVsUnetSettings
+
+    d = sub.add_parser(
+        "denoiser-vs-unet",
+        help="the denoiser against a pix2pix-style U-Net of equal parameter count: speed and PSNR",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Builds the denoiser (configs/bench/denoiser.yaml, or --config, widths times "
+        "--width-scale) and a pix2pix-style U-Net (concatenated skips, no branches, no low-pass "
+        "front, stride-2 first convolution) whose width is searched to match its parameter "
+        "count; times both forwards interleaved in one process at each size (median, p10/p90, "
+        "speed_ratio = U-Net ms / denoiser ms), then trains both for the same steps on the same "
+        "simulated low-dose STEM frames and reports held-out PSNR. JSON to stdout (and --out).",
+        epilog="Settings (as a flag above or with --set field=value):\n"
+        + "\n".join(field_reference(DenoiserVsUnetSettings))
+        + "\n\nExit codes: 0 ok, 2 user error, 1 failure.",
+    )
+    d.add_argument("--config", help="denoiser ModelConfig file (.yaml/.toml/.json)")
+    d.add_argument("--width-scale", type=float, help="times the denoiser's widths (default 0.25)")
+    d.add_argument("--sizes", type=_int_list, help="square sides timed, px (default 128,512)")
+    d.add_argument("--seconds", type=float, help="timing budget per network and size (default 3)")
+    d.add_argument("--train-steps", type=_non_negative_int,
+                   help="training steps per network (default 120; 0 = speed only)")
+    d.add_argument("--train-size", type=_positive_int, help="training frame side, px (default 64)")
+    d.add_argument("--batch-size", type=_positive_int, help="training batch (default 4)")
+    d.add_argument("--val-examples", type=_positive_int, help="held-out frames (default 16)")
+    d.add_argument("--seed", type=_non_negative_int)
+    d.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    d.add_argument("--threads", type=_positive_int, help="torch.set_num_threads (CPU)")
+    d.add_argument("--out", type=Path, help="also write the JSON here")
+    add_config_arguments(d)
     return p
 
 
@@ -389,11 +421,35 @@ def _stem(args: argparse.Namespace) -> int:
     return 0
 
 
+def _denoiser_vs_unet(args: argparse.Namespace) -> int:
+    import torch
+
+    from mcnn.bench.denoiser_vs_unet import DenoiserVsUnetSettings, run_denoiser_vs_unet
+
+    flags = {"config": args.config, "width_scale": args.width_scale, "sizes_px": args.sizes,
+             "seconds": args.seconds, "train_steps": args.train_steps,
+             "train_size_px": args.train_size, "batch_size": args.batch_size,
+             "val_examples": args.val_examples, "seed": args.seed, "device": args.device}
+    settings = load_command_config(DenoiserVsUnetSettings, None, args, flags)
+    if args.print_config:
+        print_config(settings)
+        return 0
+    if settings.config is not None and not Path(settings.config).is_file():
+        raise FileNotFoundError(f"--config {settings.config}: no such file")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_denoiser_vs_unet(settings,
+                                  progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    _emit(result, args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     body = {"convergence": _convergence, "summarize": _summarize, "speed": _speed,
-            "streaming": _streaming, "stem": _stem}[args.command]
+            "streaming": _streaming, "stem": _stem,
+            "denoiser-vs-unet": _denoiser_vs_unet}[args.command]
     return run_cli(PROG, lambda: body(args))
 
 

@@ -1,7 +1,7 @@
 """Benchmarks: convergence of MCNN against the plain U-Net, training step cost of the side outputs,
-inference and streaming speed, phase retrieval against classical baselines, and STEM denoising
-against oracle Gaussian/BM3D filters. Library code only (results as dicts); ``mcnn-bench`` is the
-command line.
+inference and streaming speed, the denoiser against a parameter-matched pix2pix U-Net, phase
+retrieval against classical baselines, and STEM denoising against oracle Gaussian/BM3D filters.
+Library code only (results as dicts); ``mcnn-bench`` is the command line.
 
 Names load on first use, so ``import mcnn.bench`` pulls in none of the benchmarks (nor the trainer
 or simulators they drive) until one is asked for.
@@ -18,6 +18,8 @@ _HOMES = {
     "run_convergence": "convergence",
     "settings_for": "convergence",
     "trunk_state": "convergence",
+    "DenoiserVsUnetSettings": "denoiser_vs_unet",
+    "run_denoiser_vs_unet": "denoiser_vs_unet",
     "MODEL_PRESETS": "presets",
     "load_model_config": "presets",
     "model_preset": "presets",

@@ -1,7 +1,8 @@
 """Named network sizes for the speed benchmark, and loading any ``ModelConfig`` from a file.
 
 - ``denoiser``: the paper's ~39M-parameter denoiser (7 stride-2 levels, 64 -> 512 channels, additive
-  skips, a coarse output at every level, fixed low-pass front layer).
+  skips, a coarse output at every level, fixed low-pass front layer, and as in the paper a stride-2
+  first convolution: no full-resolution stem).
 - ``small``: ~2.9M parameters built for CPU speed. Cost at full resolution is memory traffic, so it
   keeps only 4 channels there and doubles the width at each of its 7 levels (capped at 224); most
   parameters sit at 1/64 and 1/128 of the image, where they cost little time.
@@ -15,7 +16,8 @@ from mcnn.models.config import LowPassConfig, ModelConfig
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
     "denoiser": ModelConfig(
-        depth=7, base_width=64, max_width=512, skip="add", branches=7, lowpass=LowPassConfig()
+        depth=7, base_width=64, max_width=512, skip="add", branches=7, lowpass=LowPassConfig(),
+        first_conv="stride2",
     ),
     "small": ModelConfig(depth=7, base_width=4, max_width=224, skip="add", branches=6),
 }

@@ -110,6 +110,14 @@ class ModelConfig(BaseModel):
     lowpass: LowPassConfig | None = Field(default=None, description="Fixed low-pass front layer.")
     tie_front: TieFrontConfig | None = Field(
         default=None, description="Defocus series: add the TIE phase as an input channel.")
+    first_conv: Literal["full", "stride2"] = Field(
+        default="full",
+        description="full: a 3x3 conv to base_width channels at full resolution feeds the encoder; "
+        "stride2 (pix2pix, the paper): the first stride-2 cell reads the input (or its low-pass "
+        "stack) directly and the last decoder stage concatenates that input (a few channels, "
+        "whatever skip is), so the only full-resolution features are the last stage's "
+        "base_width channels.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:

@@ -93,7 +93,7 @@ class OutputHead(nn.Conv2d):
 class MCNN(nn.Module):
     """See the module docstring. Construction order is fixed so that a seed gives the same trunk.
 
-    The trunk (stem, encoder, decoder cells, full-resolution head) is created first from the global
+    The trunk (stem if any, encoder, decoder cells, full-resolution head) is created first from the global
     RNG; the branch heads are then created from their own generator (seeded by one draw from the
     global RNG, made whatever ``branches`` is). So ``torch.manual_seed(s); MCNN(cfg)`` starts every
     variant of a seed (``branches = 0, 1, ...``) from identical trunk weights: a fair comparison.
@@ -110,11 +110,13 @@ class MCNN(nn.Module):
         front_out = cfg.in_channels + (1 if self.tie_front is not None else 0)
         self.lowpass = LowPassFront(front_out, cfg.lowpass) if cfg.lowpass else None
         stem_in = self.lowpass.out_channels if self.lowpass is not None else front_out
-        self.stem = nn.Sequential(
+        full = cfg.first_conv == "full"
+        # stride2: no full-resolution features before the encoder; skips[0] is the input itself
+        self.stem: nn.Module = nn.Sequential(
             nn.Conv2d(stem_in, cfg.width(0), 3, padding=1), make_activation(cfg.activation)
-        )
+        ) if full else nn.Identity()
         self.encoder = nn.ModuleList(
-            down_cell(cfg.width(level - 1), cfg.width(level), cfg)
+            down_cell(cfg.width(level - 1) if full or level > 1 else stem_in, cfg.width(level), cfg)
             for level in range(1, cfg.depth + 1)
         )
         # Decoder stages run coarse to fine: levels depth-1 .. 0 (merging the skip of that level),
@@ -134,10 +136,13 @@ class MCNN(nn.Module):
         for i, level in enumerate(levels):
             cout = cfg.width(max(level, 0))
             up = up_cell(ch, cout, cfg)
-            ch = cout * 2 if (level >= 0 and cfg.skip == "concat") else cout
+            merge, skip_ch = cfg.skip, cout
+            if level == 0 and not full:  # the input itself: concatenated (a few channels, cheap)
+                merge, skip_ch = "concat", stem_in
+            ch = cout + skip_ch if (level >= 0 and merge == "concat") else cout
             head_inputs.append(ch)
             k = n - 1 - i  # this stage is at 1/2**k of the output size
-            stages.append(DecoderStage(up, level, cfg.skip, cfg.branch_feedback))
+            stages.append(DecoderStage(up, level, merge, cfg.branch_feedback))
             if 1 <= k <= cfg.branches:
                 ch += feedback
         stages[-1].fp32 = True

@@ -47,3 +47,19 @@ def test_lowpass_in_model_and_trainable_option():
     m = MCNN(ModelConfig(depth=2, base_width=8, branches=1, lowpass=LowPassConfig(trainable=True)))
     assert m.lowpass.weight.requires_grad
     assert m(torch.randn(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+
+
+def test_fixed_filters_run_separably_and_match_the_2d_bank():
+    """The row-then-column path gives the 2-D convolution's result (float32 rounding), on odd
+    sizes and several channels, and adds nothing to the state dict (old checkpoints load)."""
+    torch.manual_seed(0)
+    for mode in ("concat", "replace"):
+        front = LowPassFront(3, LowPassConfig(mode=mode))
+        assert front.separable and set(front.state_dict()) == {"weight"}
+        x = torch.rand(2, 3, 37, 23)
+        fast = front(x)
+        front.separable = False
+        slow = front(x)
+        assert fast.shape == slow.shape
+        assert float((fast - slow).abs().max()) < 1e-6
+    assert not LowPassFront(1, LowPassConfig(trainable=True)).separable
