@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--sizes", type=_int_list, help="square sides timed, px (default 128,512)")
     d.add_argument("--seconds", type=float, help="timing budget per network and size (default 3)")
     d.add_argument("--train-steps", type=_non_negative_int,
-                   help="training steps per network (default 120; 0 = speed only)")
+                   help="training steps per network (default 300; 0 = speed only)")
     d.add_argument("--train-size", type=_positive_int, help="training frame side, px (default 64)")
     d.add_argument("--batch-size", type=_positive_int, help="training batch (default 4)")
     d.add_argument("--val-examples", type=_positive_int, help="held-out frames (default 16)")

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,11 +53,14 @@ class DenoiserVsUnetSettings(BaseModel):
     warmup: int = Field(default=2, ge=0, description="Untimed calls per network and size.")
     rounds: int = Field(default=20, ge=1, description="Interleaved turns of the timing: short "
                         "blocks, so a burst of load on a shared machine falls on both networks.")
-    train_steps: int = Field(default=120, ge=0, description="Training steps per network (0: no "
+    train_steps: int = Field(default=300, ge=0, description="Training steps per network (0: no "
                              "training, PSNR not measured).")
     train_size_px: int = Field(default=64, ge=8, le=4096, description="Training frame side (px).")
     batch_size: int = Field(default=4, ge=1, le=4096)
     lr: float = Field(default=1e-3, gt=0, le=1, description="Adam, constant.")
+    branch_schedule: Literal["constant", "decay"] = Field(
+        default="decay", description="Denoiser's side-output weights: constant (equal all run) or "
+        "decay (equal at the start, full-resolution output only at the end; the U-Net has none).")
     val_examples: int = Field(default=16, ge=1, description="Held-out frames for the PSNR.")
     dose_e_per_px_range: tuple[float, float] = Field(
         default=(0.04, 2.2), description="Electron dose, e/px (the paper's low-dose range).")
@@ -147,7 +150,8 @@ def train_config(s: DenoiserVsUnetSettings, model: ModelConfig, name: str, out_d
 
     return TrainConfig.model_validate({
         "name": name, "out_dir": str(out_dir), "model": model.model_dump(),
-        "loss": {"branch_schedule": {"kind": "constant"}},
+        "loss": {"branch_schedule": {"kind": "linear", "end": [1.0, 0.0]}
+                 if s.branch_schedule == "decay" and model.branches > 0 else {"kind": "constant"}},
         "data": {"kind": "simulated",
                  "simulator": {"name": "stem", "dose_e_per_px_range": list(s.dose_e_per_px_range),
                                "detector_noise_e": 0.05, "row_offset_e": 0.02,

@@ -142,3 +142,18 @@ def test_stem_cli_user_errors_are_one_line_exit_2(stem_run, tmp_path, capsys):
     assert bench.main(["stem", str(stem_run), "--set", "simulator.bogus=1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bogus: unknown field" in err[0]
+
+
+def test_denoiser_vs_unet_cli_writes_json_and_refuses_a_missing_config(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    argv = ["denoiser-vs-unet", "--width-scale", "0.125", "--sizes", "16", "--seconds", "0.05",
+            "--train-steps", "1", "--train-size", "16", "--val-examples", "1", "--batch-size",
+            "1", "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["parameter_mismatch"] <= 0.05
+    assert report["speed"]["16"]["speed_ratio"] > 0
+    capsys.readouterr()
+    assert bench.main([*argv, "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.yaml" in err[0]
