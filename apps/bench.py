@@ -223,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--spacing-scale", type=float, help="test / training column spacing (0.8)")
     m.add_argument("--atom-sigma-scale", type=float, help="test / training column sigma (1.25)")
     m.add_argument("--no-bm3d", action="store_true", help="skip BM3D even when installed")
+    m.add_argument("--save-frames", type=Path, metavar="DIR",
+                   help="also write the figure's frames as detector files for stem-denoise: "
+                   "raw.tif (counts = 500 + 8 x electrons, pixel size), clean.tif, "
+                   "calibration.json")
     m.add_argument("--device", help="auto, cpu, cuda or cuda:N (the model's)")
     m.add_argument("--threads", type=_positive_int, help="torch.set_num_threads (CPU)")
     add_config_arguments(m)
@@ -418,6 +422,10 @@ def _stem(args: argparse.Namespace) -> int:
         _emit(result.summary, args.out / "summary.json")
     else:
         _emit(result.summary, None)
+    if args.save_frames is not None:
+        from apps.stem_bench import save_figure_frames
+
+        save_figure_frames(result, args.save_frames)
     return 0
 
 

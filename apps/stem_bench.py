@@ -66,3 +66,34 @@ def stem_bench_figure(result: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def save_figure_frames(result: Any, folder: Path, *, gain_counts_per_e: float = 8.0,
+                       offset_counts: float = 500.0) -> list[Path]:
+    """The figure's frames as a detector would write them, so ``stem-denoise`` (and a user's
+    other tools) can be tried on frames with known truth: ``raw.tif`` (float32 counts =
+    offset + gain x electrons, with the pixel size), ``clean.tif`` (model units, mean 1) and
+    ``calibration.json`` (that gain and offset, for ``--calibration``)."""
+    from mcnn.data.image_io import PixelSize, write_image
+    from mcnn.stem.calibration import NoiseCalibration
+
+    frames = result.figure
+    if not frames:
+        raise ValueError("the benchmark kept no frames to save")
+    summary = result.summary
+    target = summary["settings"]["figure_snr_db"]
+    if target is None:
+        target = min(summary["settings"]["snrs_db"])
+    dose = next(r["dose_e_per_px"] for r in summary["snrs"] if r["target_snr_db"] == target)
+    ps = None if result.pixel_size_pm is None else PixelSize(result.pixel_size_pm,
+                                                             result.pixel_size_pm, "pm")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = np.stack([f["raw"] for f in frames]).astype(np.float64) * dose
+    counts = (offset_counts + gain_counts_per_e * raw).astype(np.float32)
+    paths = [write_image(folder / "raw.tif", counts[:, None], ps),
+             write_image(folder / "clean.tif", np.stack([f["clean"] for f in frames])[:, None]
+                         .astype(np.float32), ps)]
+    calibration = NoiseCalibration(gain_counts_per_e=gain_counts_per_e,
+                                   offset_counts=offset_counts, sources=["mcnn-bench stem"])
+    return [*paths, calibration.save(folder / "calibration.json")]

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,6 +46,9 @@ class PhaseBenchSettings(BaseModel):
     depth: int = Field(default=4, ge=1, le=8)
     base_width: int = Field(default=16, ge=1)
     lr: float = Field(default=2e-3, gt=0)
+    branch_schedule: Literal["constant", "decay"] = Field(
+        default="constant", description="Side-output weights: constant (equal all run) or decay "
+        "(equal at the start, full-resolution output only at the end).")
     tie_front: bool = Field(
         default=True, description="Networks get the TIE phase of their planes as an extra input "
         "channel (model.tie_front); false: intensities only.")
@@ -74,6 +77,8 @@ def _train(settings: PhaseBenchSettings, name: str, defocus_um: list[float], out
                                "wavelength_um": s.wavelength_um, "pixel_size_um": s.pixel_size_um,
                                "phase_max_rad": s.phase_max_rad,
                                "photons_per_px": s.photons_per_px}},
+        "loss": {"branch_schedule": {"kind": "linear", "end": [1.0, 0.0]}
+                 if s.branch_schedule == "decay" else {"kind": "constant"}},
         "optim": {"lr": s.lr, "schedule": "cosine"},
         "train": {"steps": s.train_steps, "batch_size": s.batch_size,
                   "val_every": max(1, s.train_steps // 2), "val_batch_size": 8,

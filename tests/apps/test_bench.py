@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -117,7 +118,8 @@ def test_stem_cli_prints_json_and_writes_summary_and_figure(stem_run, tmp_path, 
     out = tmp_path / "bench"
     rc = bench.main(["stem", str(stem_run), "--frames", "2", "--size", "48x48", "--snrs", "-5",
                      "--device", "cpu", "--set", "timing_repeats=1",
-                     "--set", "simulator.row_offset_e=0.1", "--out", str(out)])
+                     "--set", "simulator.row_offset_e=0.1", "--out", str(out),
+                     "--save-frames", str(tmp_path / "frames")])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((out / "summary.json").read_text())
@@ -125,6 +127,21 @@ def test_stem_cli_prints_json_and_writes_summary_and_figure(stem_run, tmp_path, 
     assert printed["snrs"][0]["methods"]["mcnn"]["psnr_db"] > 0
     png = (out / "stem-bench.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and printed["figure"].endswith("stem-bench.png")
+    # the saved frames are detector counts (offset 500, 8 counts/e) with the pixel size, and
+    # stem-denoise with the saved calibration brings them back to the benchmark's model units
+    from apps import stem_denoise
+    from mcnn.data.image_io import read_raw
+
+    raw = read_raw(tmp_path / "frames" / "raw.tif")
+    dose = printed["snrs"][0]["dose_e_per_px"]
+    assert raw.pixel_size is not None and raw.pixel_size.to("pm").y == pytest.approx(20.0)
+    electrons = (raw.data.astype(np.float64) - 500.0) / 8.0
+    assert electrons.min() > -1.0 and abs(electrons.mean() - dose) < 0.3 * dose
+    assert stem_denoise.main([str(stem_run), str(tmp_path / "frames" / "raw.tif"), "-o",
+                              str(tmp_path / "den"), "--calibration",
+                              str(tmp_path / "frames" / "calibration.json"), "--device", "cpu"]
+                             ) == 0
+    assert (tmp_path / "den" / "raw.tif").is_file()
 
 
 def test_stem_cli_user_errors_are_one_line_exit_2(stem_run, tmp_path, capsys):
