@@ -201,6 +201,8 @@ class CachedPairs(torch.utils.data.Dataset):
 
     def __init__(self, inner: Any, cache: dict, max_items: int) -> None:
         self.inner, self.cache, self.max_items = inner, cache, max_items
+        self.in_channels = int(inner.in_channels)
+        self.out_channels = int(inner.out_channels)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

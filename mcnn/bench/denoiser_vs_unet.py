@@ -193,7 +193,7 @@ def _train_both(
         first = train_config(s, configs["denoiser"], "denoiser", tmp)
         train, val = build_datasets(first.data, s.seed)
         xs, ys = (torch.stack(t) for t in zip(*(val[i] for i in range(len(val))), strict=True))
-        frozen = torch.utils.data.TensorDataset(xs, ys)
+        frozen = CachedPairs(val, {}, max_items=len(val))  # the same held-out frames for both
         shared = CachedPairs(train, {}, max_items=100_000)  # both networks see the same batches
         result: dict[str, Any] = {
             "steps": s.train_steps, "frame_px": s.train_size_px, "batch_size": s.batch_size,

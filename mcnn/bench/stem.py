@@ -408,7 +408,7 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
     clean, vacuum = clean_t[:, 0].numpy(), truth.vacuum.numpy()
     positions = [p.numpy() for p in truth.positions]
     weights = [wt.numpy() for wt in truth.weights]
-    scoring = dict(positions=positions, weights=weights, truth_min_weight=settings.truth_min_weight,
+    scoring: dict[str, Any] = dict(positions=positions, weights=weights, truth_min_weight=settings.truth_min_weight,
                    sigma_px=[float(v) for v in truth.sigma_px])
     bm3d = _bm3d_module() if settings.use_bm3d else None
     notes = ["gaussian: oracle, its sigma is chosen per SNR against the clean frames"]

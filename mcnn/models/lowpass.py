@@ -91,8 +91,8 @@ class LowPassFront(nn.Module):
         # replicate: valid for any size and branch-free, so exported graphs take any input size
         padded = F.pad(x, (p, p, p, p), mode="replicate")
         if self.separable:
-            rows = F.conv2d(padded, self.row.to(padded.dtype), groups=self.in_channels)
-            filtered = F.conv2d(rows, self.col.to(padded.dtype), groups=rows.shape[1])
+            rows = F.conv2d(padded, self.row.to(padded.dtype), groups=self.in_channels)  # type: ignore[arg-type]  # a buffer
+            filtered = F.conv2d(rows, self.col.to(padded.dtype), groups=rows.shape[1])  # type: ignore[arg-type]
         else:
             filtered = F.conv2d(padded, self.weight, groups=self.in_channels)
         return torch.cat([x, filtered], dim=1) if self.mode == "concat" else filtered

@@ -68,10 +68,10 @@ class TieFront(nn.Module):
         """The TIE phase ``(B, 1, H, W)``, mean 0, from planes ``(B, N, H, W)``."""
         x = x.float()
         h, w = x.shape[-2], x.shape[-1]
-        didz = (x * self.slope).sum(dim=1, keepdim=True)
+        didz = (x * self.slope).sum(dim=1, keepdim=True)  # type: ignore[operator]  # a buffer
         if self.single:
             didz = didz - didz.mean(dim=(2, 3), keepdim=True)
-        focus = (x * self.at_focus).sum(dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)
+        focus = (x * self.at_focus).sum(dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)  # type: ignore[operator]
         rhs = _mirror(-self.k * didz / focus.clamp_min(1e-6))
         hh, ww = rhs.shape[-2], rhs.shape[-1]
         qy = 2 * math.pi * torch.fft.fftfreq(hh, d=self.pixel_size_um, device=x.device)

@@ -107,7 +107,7 @@ class TrainConfig(BaseModel):
         filled, set ones must agree (a front with other physics than the data is wrong silently)."""
         front = self.model.tie_front
         sim = getattr(self.data, "simulator", None)
-        if front is None or getattr(sim, "name", None) != "defocus":
+        if front is None or sim is None or getattr(sim, "name", None) != "defocus":
             return
         physics = {"defocus_um": list(sim.defocus_um), "wavelength_um": sim.wavelength_um,
                    "pixel_size_um": sim.pixel_size_um, "medium_index": sim.medium_index}
