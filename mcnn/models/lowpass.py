@@ -5,8 +5,8 @@ or larger). The reference code's "Gaussians" are not Gaussians (a bug); ours fol
 ``g(x, y) = exp(-(x^2 + y^2) / (2 sigma^2)) / sum``, which the tests check.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: TorchScript reads the class-level buffer
+# annotations and cannot resolve them as strings.
 import math
 
 import torch
@@ -53,6 +53,9 @@ class LowPassFront(nn.Module):
     rounding.
     """
 
+    row: torch.Tensor
+    col: torch.Tensor
+
     def __init__(self, in_channels: int, cfg: LowPassConfig) -> None:
         super().__init__()
         self.mode = cfg.mode
@@ -91,8 +94,8 @@ class LowPassFront(nn.Module):
         # replicate: valid for any size and branch-free, so exported graphs take any input size
         padded = F.pad(x, (p, p, p, p), mode="replicate")
         if self.separable:
-            rows = F.conv2d(padded, self.row.to(padded.dtype), groups=self.in_channels)  # type: ignore[arg-type]  # a buffer
-            filtered = F.conv2d(rows, self.col.to(padded.dtype), groups=rows.shape[1])  # type: ignore[arg-type]
+            rows = F.conv2d(padded, self.row.to(padded.dtype), groups=self.in_channels)
+            filtered = F.conv2d(rows, self.col.to(padded.dtype), groups=rows.shape[1])
         else:
             filtered = F.conv2d(padded, self.weight, groups=self.in_channels)
         return torch.cat([x, filtered], dim=1) if self.mode == "concat" else filtered

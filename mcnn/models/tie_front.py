@@ -12,8 +12,8 @@ Runs in float32 outside autocast (FFTs have no bf16 kernels on CPU). TorchScript
 has no FFT export here, so models with this front export to TorchScript only.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: TorchScript reads the class-level buffer
+# annotations and cannot resolve them as strings.
 import math
 
 import torch
@@ -34,6 +34,9 @@ def _mirror(x: torch.Tensor) -> torch.Tensor:
 
 class TieFront(nn.Module):
     """Appends the TIE phase (rad) of the input planes: ``(B, N, H, W)`` -> ``(B, N + 1, H, W)``."""
+
+    slope: torch.Tensor
+    at_focus: torch.Tensor
 
     def __init__(self, in_channels: int, cfg: TieFrontConfig) -> None:
         super().__init__()
@@ -68,10 +71,10 @@ class TieFront(nn.Module):
         """The TIE phase ``(B, 1, H, W)``, mean 0, from planes ``(B, N, H, W)``."""
         x = x.float()
         h, w = x.shape[-2], x.shape[-1]
-        didz = (x * self.slope).sum(dim=1, keepdim=True)  # type: ignore[operator]  # a buffer
+        didz = (x * self.slope).sum(dim=1, keepdim=True)
         if self.single:
             didz = didz - didz.mean(dim=(2, 3), keepdim=True)
-        focus = (x * self.at_focus).sum(dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)  # type: ignore[operator]
+        focus = (x * self.at_focus).sum(dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)
         rhs = _mirror(-self.k * didz / focus.clamp_min(1e-6))
         hh, ww = rhs.shape[-2], rhs.shape[-1]
         qy = 2 * math.pi * torch.fft.fftfreq(hh, d=self.pixel_size_um, device=x.device)
