@@ -143,12 +143,14 @@ def test_a_seed_gives_the_same_trunk_whatever_the_branch_count(skip):
     assert torch.randn(1).item() != 0  # the global RNG is still usable afterwards
 
 
+@pytest.mark.parametrize("first_conv", ["full", "stride2"])
 @pytest.mark.parametrize("skip", ["add", "concat"])
-def test_outputs_under_bf16_autocast_are_fp32_and_match_to_1e_3(skip):
+def test_outputs_under_bf16_autocast_are_fp32_and_match_to_1e_3(skip, first_conv):
     """Heads and the last decoder stage run in fp32: a ~3 rad phase is not quantised to bf16's
     0.0156 rad steps."""
     torch.manual_seed(0)
-    m = MCNN(tiny(depth=4, base_width=16, max_width=64, branches=3, skip=skip)).eval()
+    m = MCNN(tiny(depth=4, base_width=16, max_width=64, branches=3, skip=skip,
+                  first_conv=first_conv)).eval()
     with torch.no_grad():
         m.head.bias.fill_(3.0)
     x = torch.rand(2, 1, 64, 64)
