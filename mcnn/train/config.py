@@ -52,7 +52,9 @@ class LoopConfig(BaseModel):
     )
     channels_last: bool | None = Field(default=None, description="None: on for CUDA only.")
     compile: bool = Field(default=False, description="torch.compile the network.")
-    num_workers: int = Field(default=0, ge=0, le=64, description="DataLoader worker processes.")
+    num_workers: int | None = Field(
+        default=None, ge=0, le=64,
+        description="DataLoader worker processes; None: 0 on CPU, min(8, CPUs - 2) on CUDA.")
     tensorboard: bool = True
     sample_images: int = Field(default=4, ge=0, le=32, description="Validation images logged.")
     init_weights: str | None = Field(

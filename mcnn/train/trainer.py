@@ -44,7 +44,7 @@ from mcnn.train.progress import ProgressReporter, hms
 from mcnn.train.resume import config_differences, saved_run_config
 from mcnn.train.run_log import RunLog, comparison_grid, csv_fields
 from mcnn.train.runtime import DistContext
-from mcnn.train.sampling import EpochSampler
+from mcnn.train.sampling import EpochSampler, loader_workers
 from mcnn.train.stopping import StopFlag
 
 log = logging.getLogger(__name__)
@@ -442,12 +442,14 @@ class Trainer:
         set_epoch(self.train_data, self.epoch)
         # Worker seeds come from (seed, epoch) alone, not from the global RNG.
         gen = torch.Generator().manual_seed(t.seed * 1_000_003 + self.epoch)
+        workers = loader_workers(t.num_workers, self.device.type, self.dist.world_size)
         return DataLoader(
             self.train_data,  # type: ignore[arg-type]
             batch_size=t.batch_size,
             sampler=sampler,
             drop_last=True,
-            num_workers=t.num_workers,
+            num_workers=workers,
+            prefetch_factor=4 if workers > 0 else None,
             pin_memory=self.device.type == "cuda",
             generator=gen,
         )

@@ -1,6 +1,6 @@
 """The visiting order depends on (seed, epoch) only, is split across ranks, and resumes mid-epoch."""
 
-from mcnn.train.sampling import EpochSampler
+from mcnn.train.sampling import EpochSampler, loader_workers
 
 
 def test_order_is_reproducible_and_changes_with_epoch():
@@ -19,3 +19,15 @@ def test_ranks_get_disjoint_equal_shares():
     r0 = list(EpochSampler(21, 2, seed=0, epoch=0, rank=0, world_size=2))
     r1 = list(EpochSampler(21, 2, seed=0, epoch=0, rank=1, world_size=2))
     assert len(r0) == len(r1) == 10 and not set(r0) & set(r1)
+
+
+def test_loader_workers_auto_uses_spare_cores_only_on_cuda(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert loader_workers(None, "cpu") == 0  # simulation and network share the cores
+    assert loader_workers(None, "cuda") == 8  # capped
+    assert loader_workers(None, "cuda", world_size=4) == 2  # 16 // 4 - 2 per rank
+    assert loader_workers(3, "cpu") == 3 and loader_workers(0, "cuda") == 0  # as asked
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert loader_workers(None, "cuda") == 0  # no spare core
