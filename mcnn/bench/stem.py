@@ -57,7 +57,8 @@ __all__ = [
     "shifted_simulator_config",
 ]
 
-DEFAULT_GAUSSIAN_SIGMAS_PX = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
+DEFAULT_GAUSSIAN_SIGMAS_PX = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0,
+                              16.0, 24.0)
 
 
 class StemBenchSettings(BaseModel):
