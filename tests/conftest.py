@@ -26,6 +26,19 @@ def xvfb_display() -> Iterator[str]:
         yield server.display
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for the test: tiny convolutions only contend on more (and run many
+    times slower when other jobs share the CPU). Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_stem_run(tmp_path_factory) -> Path:
     """A tiny STEM denoiser from the shipped CPU config, 3 steps on 32^2 frames, trained once for

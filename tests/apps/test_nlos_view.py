@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -44,7 +43,8 @@ def as_grey_like(grabbed: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(grabbed.mean(axis=2).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
 
 
-def test_window_panels_show_the_cropped_camera_and_the_latency_matched_screen(checkpoint):
+def test_window_panels_show_the_cropped_camera_and_the_latency_matched_screen(checkpoint,
+                                                                              spin_until_shown):
     from apps.live.panels import grab_panel, qt_app
 
     app = qt_app()
@@ -59,11 +59,7 @@ def test_window_panels_show_the_cropped_camera_and_the_latency_matched_screen(ch
     window.show()
     window.start()
     try:
-        deadline = time.monotonic() + 30
-        while window.shown < 6 and time.monotonic() < deadline:
-            app.processEvents()
-            time.sleep(0.002)
-        assert window.shown >= 6
+        assert spin_until_shown(window, 6) >= 6
         window.timer.stop()
         app.processEvents()
         panels = window.last_result.processed.panels

@@ -20,12 +20,7 @@ from mcnn.weights import save_model
 PLANES = [-4.0, 0.0, 4.0]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def checkpoint(tmp_path, out_channels: int = 2):

@@ -15,13 +15,7 @@ from mcnn.infer import Predictor
 from mcnn.models import MCNN, ModelConfig
 from mcnn.weights import save_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: threads only contend
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _checkpoint(tmp_path, **kw):

@@ -78,7 +78,8 @@ def test_series_source_seek_while_paused(stack):
     assert not source.is_open
 
 
-def test_window_shows_raw_and_denoised_with_a_scale_bar_and_saves(checkpoint, tmp_path):
+def test_window_shows_raw_and_denoised_with_a_scale_bar_and_saves(checkpoint, tmp_path,
+                                                                   spin_until_shown):
     from apps.live.panels import LiveWindow, grab_panel, qt_app
     from apps.live.pipeline import LivePipeline
     from mcnn.infer import Predictor
@@ -96,10 +97,7 @@ def test_window_shows_raw_and_denoised_with_a_scale_bar_and_saves(checkpoint, tm
     window.show()
     window.start()
     try:
-        deadline = time.monotonic() + 30
-        while window.shown < 4 and time.monotonic() < deadline:
-            app.processEvents()
-            time.sleep(0.002)
+        spin_until_shown(window, 4)
         window.timer.stop()
         app.processEvents()
         result = window.last_result
@@ -154,9 +152,8 @@ def test_device_cuda_without_a_gpu_is_a_one_line_user_error(checkpoint, capsys):
     assert len(err) == 1 and "cuda" in err[0].lower()
 
 
-def test_linked_panels_of_unequal_widths_share_zoom_without_their_ranges_growing(checkpoint):
-    import time
-
+def test_linked_panels_of_unequal_widths_share_zoom_without_their_ranges_growing(checkpoint,
+                                                                                 spin_until_shown):
     from apps.live.panels import LiveWindow, qt_app
     from apps.live.pipeline import LivePipeline
     from mcnn.infer import Predictor
@@ -173,10 +170,7 @@ def test_linked_panels_of_unequal_widths_share_zoom_without_their_ranges_growing
     window.show()
     window.start()
     try:
-        deadline = time.monotonic() + 30
-        while window.shown < 40 and time.monotonic() < deadline:  # frame after frame
-            app.processEvents()
-            time.sleep(0.002)
+        spin_until_shown(window, 40)  # frame after frame
         views = window.grid.views
         widths = [v.width() for v in views.values()]
         assert max(widths) > min(widths) + 5  # unequal panels: the case that used to run away

@@ -59,12 +59,8 @@ def tiny_model_x2_multichannel() -> MCNN:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run faster on one thread, and much faster when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread: None) -> None:
+    """Every inference test runs torch on one thread (``one_torch_thread``)."""
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,7 @@ from mcnn.models import MCNN, ModelConfig
 from mcnn.physics import ProceduralContent, StemAdfSimulator, StemConfig
 from mcnn.stem.adapt import adapt, blind_spot_batch
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_blind_spot_replaces_masked_pixels_by_a_neighbour():
