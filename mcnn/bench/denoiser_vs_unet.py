@@ -10,7 +10,8 @@
   U-Net's median time / the denoiser's (>= 1: the denoiser is at least as fast).
 - **Quality**: both trained by the project's ``Trainer`` for the same steps, seed and batches on the
   same simulated low-dose HAADF STEM frames (``StemAdfSimulator``, 0.04-2.2 e/px: input SNR about
-  +5 to -12 dB, with detector defects), then PSNR (dB, per frame with the clean frame's range,
+  +5 to -12 dB, with detector defects; simulated before either trains, ``simulate_s``, so each
+  ``train_s`` is its network's time alone), then PSNR (dB, per frame with the clean frame's range,
   averaged) on held-out frames; the raw input's PSNR is reported alongside.
 """
 
@@ -195,9 +196,17 @@ def _train_both(
         xs, ys = (torch.stack(t) for t in zip(*(val[i] for i in range(len(val))), strict=True))
         frozen = CachedPairs(val, {}, max_items=len(val))  # the same held-out frames for both
         shared = CachedPairs(train, {}, max_items=100_000)  # both networks see the same batches
+        t0 = time.perf_counter()
+        epochs = -(-s.train_steps * s.batch_size // len(shared)) + 1
+        for epoch in range(epochs):  # simulated up front: train_s is the networks' time alone
+            shared.set_epoch(epoch)
+            for i in range(len(shared)):
+                shared[i]
+        shared.set_epoch(0)
+        simulate_s = round(time.perf_counter() - t0, 2)
         result: dict[str, Any] = {
             "steps": s.train_steps, "frame_px": s.train_size_px, "batch_size": s.batch_size,
-            "held_out_frames": len(frozen),
+            "held_out_frames": len(frozen), "simulate_s": simulate_s,
             "input_psnr_db": round(sum(psnr(x[None], y[None]) for x, y in zip(xs, ys,
                                                                                strict=True))
                                    / len(xs), 3),

@@ -25,6 +25,19 @@ from mcnn.models.lowpass import LowPassFront
 from mcnn.models.tie_front import TieFront
 
 
+def cat_channels(y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``torch.cat([y, s], 1)`` that keeps ``y``'s channels_last layout when ``s`` has one channel.
+
+    A one-channel tensor's strides fit both layouts, and ``torch.cat`` then falls back to NCHW; the
+    next convolution copies the result back to channels_last (at 512^2 that copy cost a
+    quarter-width network ~10% of its time). Giving ``s`` channels_last strides is a free view.
+    """
+    if (s.shape[1] == 1 and s.is_contiguous()
+            and y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()):
+        s = s.as_strided(s.shape, [s.shape[2] * s.shape[3], 1, s.shape[3], 1], s.storage_offset())
+    return torch.cat([y, s], dim=1)
+
+
 class DecoderStage(nn.Module):
     """Upsample, merge the encoder skip of this level (if any), and emit a coarse output (if any).
 
@@ -55,7 +68,7 @@ class DecoderStage(nn.Module):
             s = skips[self.skip_level]
             if self.fp32:
                 s = s.float()
-            y = torch.cat([y, s], dim=1) if self.concat else y + s
+            y = cat_channels(y, s) if self.concat else y + s
         return y
 
     def forward(

@@ -55,7 +55,8 @@ def test_tiny_paired_run_reports_params_speeds_ratio_and_psnrs():
     assert e["speed_ratio"] == pytest.approx(e["unet"]["ms_median"] / e["denoiser"]["ms_median"],
                                              rel=1e-3)
     t = r["training"]
-    assert t["steps"] == 2 and t["held_out_frames"] == 2
+    assert t["steps"] == 2 and t["held_out_frames"] == 2 and t["simulate_s"] > 0
+    assert all(t[k]["train_s"] > 0 for k in ("denoiser", "unet"))
     assert all(math.isfinite(t[k]["psnr_db"]) for k in ("denoiser", "unet"))
     assert t["psnr_gain_db"] == pytest.approx(t["denoiser"]["psnr_db"] - t["unet"]["psnr_db"],
                                               abs=2e-3)

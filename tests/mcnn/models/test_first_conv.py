@@ -95,3 +95,33 @@ def test_stride2_scripts_and_exports_for_any_size(tmp_path):
     assert check_torchscript(m, tmp_path / "m.pt", [(37, 53), (64, 16)]) == 0.0
     done = export_onnx(m, tmp_path / "m.onnx", height=32, width=32, dynamic=True)
     assert check_onnx(m, done.path, [(37, 53), (8, 100)]) < 1e-4
+
+
+def test_one_channel_skip_concat_keeps_channels_last_and_values():
+    """``cat_channels``: the same values as ``torch.cat``; channels_last out when the features are
+    channels_last, whether the one-channel skip is a plain, a sliced or a channels_last tensor."""
+    from mcnn.models.mcnn import cat_channels
+
+    torch.manual_seed(0)
+    y = torch.randn(2, 6, 16, 16).contiguous(memory_format=torch.channels_last)
+    skips = [torch.randn(2, 1, 16, 16), torch.randn(3, 1, 16, 16)[1:],
+             torch.randn(2, 1, 20, 20)[:, :, 2:18, 2:18], torch.randn(2, 2, 16, 16)]
+    for s in skips:
+        out = cat_channels(y, s)
+        assert torch.equal(out, torch.cat([y, s], dim=1))
+        if s.shape[1] == 1 and s.is_contiguous():
+            assert out.is_contiguous(memory_format=torch.channels_last)
+    plain = torch.randn(2, 6, 16, 16)
+    assert cat_channels(plain, skips[0]).is_contiguous()
+
+
+@pytest.mark.parametrize("lowpass", [None, LowPassConfig()])
+def test_channels_last_model_gives_the_nchw_output(lowpass):
+    torch.manual_seed(1)
+    m = MCNN(tiny(skip="concat", lowpass=lowpass)).eval()
+    x = torch.rand(2, 1, 24, 20)
+    with torch.no_grad():
+        ref = m(x)
+        m = m.to(memory_format=torch.channels_last)
+        out = m(x.contiguous(memory_format=torch.channels_last))
+    assert float((out - ref).abs().max()) < 1e-5

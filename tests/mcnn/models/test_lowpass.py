@@ -63,3 +63,21 @@ def test_fixed_filters_run_separably_and_match_the_2d_bank():
         assert fast.shape == slow.shape
         assert float((fast - slow).abs().max()) < 1e-6
     assert not LowPassFront(1, LowPassConfig(trainable=True)).separable
+
+
+def test_fixed_front_copies_the_input_exactly_and_keeps_channels_last():
+    """The input copy of concat mode is an impulse filter of the separable passes: bit-exact, and
+    the front's output stays channels_last (a torch.cat with the one-channel frame came out NCHW
+    and cost the next layers a copy)."""
+    torch.manual_seed(0)
+    front = LowPassFront(1, LowPassConfig())
+    x = torch.rand(2, 1, 40, 33)
+    y = front(x)
+    assert torch.equal(y[:, :1], x) and y.is_contiguous()
+    front = front.to(memory_format=torch.channels_last)  # as MCNN.to(memory_format=...) does
+    y = front(x.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(y[:, :1], x)
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+    front3 = LowPassFront(3, LowPassConfig())
+    x3 = torch.rand(1, 3, 21, 19)
+    assert torch.equal(front3(x3)[:, :3], x3)
