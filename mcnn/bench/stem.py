@@ -123,11 +123,15 @@ def shifted_simulator_config(training_simulator: dict[str, Any], spacing_scale: 
                           overrides: dict[str, Any] | None = None) -> Any:
     """The test frames' ``StemConfig``: the training one with spacing and sigma ranges (in px,
     from the pm ranges where set) scaled, then ``overrides`` applied. Natural-image targets and
-    vacuum of training are switched off (``make_test_frames`` cuts its own vacuum)."""
+    vacuum of training are switched off (``make_test_frames`` cuts its own vacuum). A
+    ``pixel_size_pm`` override is applied first, so the pm ranges of training give the px ranges at
+    the new pixel size (test frames from a microscope with finer or coarser pixels)."""
     from mcnn.config_io import validate
     from mcnn.physics.config import StemConfig
 
-    base = StemConfig.model_validate(training_simulator)
+    pixel = {k: v for k, v in (overrides or {}).items() if k == "pixel_size_pm"}
+    base = validate(StemConfig, {**training_simulator, **pixel},
+                    "simulator (the test frames' StemConfig)")
     spacing, sigma = base.px_ranges()
     fields = base.model_dump()
     fields.update(

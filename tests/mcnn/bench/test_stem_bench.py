@@ -190,3 +190,15 @@ def test_test_frames_have_correlated_noise_that_training_did_not():
     along = float((r[:, :, 1:] * r[:, :, :-1]).mean() / (r**2).mean())
     across = float((r[:, 1:] * r[:, :-1]).mean() / (r**2).mean())
     assert along > 0.08 and abs(across) < 0.05
+
+
+def test_a_pixel_size_override_keeps_the_physical_lengths_of_training():
+    """Test frames 'from a microscope with 10 pm pixels': columns twice as many px apart and wide
+    as at the training 20 pm (the pm ranges are converted at the new pixel size), then scaled."""
+    at20 = shifted_simulator_config(STEM_SIM)
+    at10 = shifted_simulator_config(STEM_SIM, overrides={"pixel_size_pm": 10.0})
+    assert at10.pixel_size_pm == 10.0
+    assert at20.spacing_px_range == pytest.approx((200 / 20 * 0.8, 400 / 20 * 0.8))
+    assert at10.spacing_px_range == pytest.approx(tuple(2 * v for v in at20.spacing_px_range))
+    assert at10.atom_sigma_px_range == pytest.approx(
+        tuple(2 * v for v in at20.atom_sigma_px_range))
