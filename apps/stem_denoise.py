@@ -34,8 +34,17 @@ Offset and gain come from --calibration noise.json (or --save-calibration, fitte
 two or more frames of the same field, --dark for a dark frame), else they are estimated from each
 frame (a warning says so). The dose is each frame's mean electrons per pixel unless
 --dose-e-per-px is given. A warning is printed when a frame's dose or pixel size is far from the
-checkpoint's training data. Prints a JSON summary on stdout; writes stem-denoise.json (per-frame
-offset, gain, dose) next to the outputs. Exit codes: 0 ok, 2 user error, 1 failure."""
+checkpoint's training data.
+Pixel size: --resample brings each frame to the checkpoint's training pixel size
+(data.simulator.pixel_size_pm) before the network, keeping electrons per unit area (the dose is
+then per model pixel: a given --dose-e-per-px, per input pixel, is scaled by the area ratio), and
+the output back to the input's grid: output TIFFs keep the input's shape and pixel size.
+Downsampling averages (whole-factor binning keeps Poisson noise exact); upsampling (frame pixels
+larger than the model's) correlates the noise, which the model never saw (a warning says so).
+--pixel-size 10pm (or 0.01nm, 1.5A; a bare number is pm) sets the pixel size of every input
+(for files without one): used for the warnings, --resample, --compare's scale bar and the output.
+Prints a JSON summary on stdout; writes stem-denoise.json (per-frame offset, gain, dose; per-file
+resampling) next to the outputs. Exit codes: 0 ok, 2 user error, 1 failure."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="microscope files, stacks, folders, file.h5#/dataset")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     add_unit_arguments(p)
+    p.add_argument("--resample", action="store_true",
+                   help="bring each frame to the model's training pixel size and the output back "
+                   "(needs the frames' pixel size: from the file or --pixel-size)")
+    p.add_argument("--pixel-size", metavar="LENGTH",
+                   help="pixel size of every input, e.g. 10pm, 0.01nm, 1.5A (bare number: pm); "
+                   "overrides the files'")
     p.add_argument("--save-calibration", type=Path, metavar="JSON",
                    help="fit gain/offset on the inputs' first frames (up to 16), save, and use it")
     p.add_argument("--dark", nargs="+", metavar="FILE",
@@ -81,6 +96,47 @@ def output_paths(files: list[Path], out: Path) -> list[Path]:
     return paths
 
 
+def parse_pixel_size(text: str) -> Any:
+    """``--pixel-size``: ``"10pm"``, ``"0.01nm"``, ``"1.5A"`` or a bare number (pm) -> a square
+    :class:`~mcnn.data.image_io.PixelSize` in pm (nm, um and mm are kept as given: units a TIFF
+    reader knows)."""
+    import math
+
+    from mcnn.data.image_io import PixelSize, length_in, parse_length
+
+    try:
+        value, unit = parse_length(text, default_unit="pm")
+    except ValueError as exc:
+        raise ValueError(f"--pixel-size {text}: {exc}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"--pixel-size {text}: expected a finite length such as 10pm")
+    key = unit.strip().lower()
+    if key in ("nm", "um", "mm", "µm", "μm"):
+        unit = "um" if key in ("µm", "μm") else key
+        return PixelSize(value, value, unit)
+    pm = length_in(value, unit, "pm")
+    return PixelSize(pm, pm, "pm")
+
+
+def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
+                    model_pixel_size_pm: float) -> Any:
+    """The :class:`~mcnn.stem.resample.FrameResampling` of one file's frames to the model's pixel
+    size; a file without a pixel size in length units, or whose frames would become too small,
+    is a one-line error naming it."""
+    from mcnn.stem.normalise import pixel_size_pm
+    from mcnn.stem.resample import FrameResampling
+
+    if pixel_size_pm(pixel_size) is None:
+        what = "records none" if pixel_size is None else f"records {pixel_size}, not a length"
+        raise ValueError(f"{path}: --resample needs the frames' pixel size and the file {what}; "
+                         "give it with --pixel-size (e.g. --pixel-size 10pm)")
+    p = pixel_size.to("pm")
+    try:
+        return FrameResampling.between(shape_hw, (p.y, p.x), model_pixel_size_pm)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc} (model pixel size {model_pixel_size_pm:g} pm)") from None
+
+
 def _calibrate(inputs: list[str], dark: list[str] | None, target: Path) -> Any:
     from mcnn.data.series import FrameSeries
     from mcnn.stem.calibration import fit_noise
@@ -103,8 +159,9 @@ def _calibrate(inputs: list[str], dark: list[str] | None, target: Path) -> Any:
 
 
 def _adapt(args: argparse.Namespace, predictor: Any, calibration: Any,
-           training: dict[str, Any] | None) -> None:
-    """Self-supervised fine-tuning on the inputs (``mcnn.stem.adapt``), saved when asked."""
+           training: dict[str, Any] | None, grids: dict[str, Any]) -> None:
+    """Self-supervised fine-tuning on the inputs (``mcnn.stem.adapt``), saved when asked; on the
+    model's grid when frames are resampled (``grids``: input path -> resampling or None)."""
     from mcnn.data.series import FrameSeries
     from mcnn.stem.adapt import adapt
     from mcnn.stem.normalise import frame_to_model_units
@@ -113,7 +170,8 @@ def _adapt(args: argparse.Namespace, predictor: Any, calibration: Any,
     frames = []
     for f in FrameSeries(args.inputs):
         x, _, _ = frame_to_model_units(f.image, calibration=calibration,
-                                       dose_e_per_px=args.dose_e_per_px)
+                                       dose_e_per_px=args.dose_e_per_px,
+                                       resampling=grids.get(f.meta["path"]))
         frames.append(x)
         if len(frames) == 32:
             break
@@ -234,10 +292,16 @@ def main(argv: list[str] | None = None) -> int:
         from mcnn.data.image_io import ImageFileError, open_frames
         from mcnn.data.series import expand_inputs
         from mcnn.infer import Predictor
-        from mcnn.stem.normalise import frame_to_model_units, from_model_units
+        from mcnn.stem.normalise import (
+            frame_to_model_units,
+            from_model_units,
+            input_grid_units,
+            to_model_units,
+        )
 
         if args.batch_size < 1:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+        pixel_size = None if args.pixel_size is None else parse_pixel_size(args.pixel_size)
         files = expand_inputs(args.inputs)
         args.out.mkdir(parents=True, exist_ok=True)
         if not os.access(args.out, os.W_OK):
@@ -256,14 +320,30 @@ def main(argv: list[str] | None = None) -> int:
         elif sim.get("name") != "stem":
             log.warning("%s was trained on %r data, not STEM frames", args.checkpoint,
                         sim.get("name"))
-        if args.adapt_steps > 0:
-            _adapt(args, predictor, calibration, training)
+        model_pm = sim.get("pixel_size_pm")
+        if args.resample and not model_pm:
+            raise ValueError(f"{args.checkpoint}: --resample needs the model's training pixel "
+                             "size and the checkpoint records no data.simulator.pixel_size_pm "
+                             "(train with --set data.simulator.pixel_size_pm=<pm>)")
         total = 0
-        for f in files:
+        grids: dict[str, Any] = {}  # input path -> FrameResampling (None: not resampled)
+        for f in files:  # every file checked before any output is written
             with open_frames(f) as stack:
                 total += len(stack)
-        outputs = output_paths(files, args.out)
+                ps = pixel_size or stack.pixel_size
+                grids[str(f)] = plan_resampling(f, stack.frame_shape[:2], ps, model_pm) \
+                    if args.resample else None
         warned: set[str] = set()
+        upsampled = [str(f) for f in files if grids[str(f)] is not None and grids[str(f)].upsamples]
+        if upsampled:
+            w = (f"--resample upsamples {len(upsampled)} file(s) (pixels larger than the model's "
+                 f"{model_pm:g} pm, e.g. {upsampled[0]}): the interpolation correlates the noise "
+                 "between neighbouring pixels, which the model never saw in training")
+            warned.add(w)
+            log.warning("%s", w)
+        if args.adapt_steps > 0:
+            _adapt(args, predictor, calibration, training, grids)
+        outputs = output_paths(files, args.out)
         record: list[dict[str, Any]] = []
         compare_done = args.compare is None
         t0 = time.perf_counter()
@@ -274,44 +354,65 @@ def main(argv: list[str] | None = None) -> int:
                     if stack.axes.endswith("C"):
                         raise ImageFileError(f"{path}: colour image; expected greyscale frames")
                     n = len(stack)
-                    ps = stack.pixel_size
-                    pending: deque[tuple[np.ndarray, Any]] = deque()
+                    ps = pixel_size or stack.pixel_size
+                    grid = grids[str(path)]
+                    # (model input, its units, the frame as stored when the figure needs it)
+                    pending: deque[tuple[np.ndarray, Any, np.ndarray | None]] = deque()
                     per_frame: list[dict[str, Any]] = []
 
                     def inputs(stack: Any = stack, pending: deque = pending,
                                per_frame: list = per_frame, ps: Any = ps,
-                               path: Path = path) -> Iterator[np.ndarray]:
+                               path: Path = path, grid: Any = grid) -> Iterator[np.ndarray]:
                         for i in range(len(stack)):
+                            raw = stack.frame(i)
                             x, units, warnings = frame_to_model_units(
-                                stack.frame(i), pixel_size=ps, training_data=training,
-                                calibration=calibration, dose_e_per_px=args.dose_e_per_px)
+                                raw, pixel_size=ps, training_data=training,
+                                calibration=calibration, dose_e_per_px=args.dose_e_per_px,
+                                resampling=grid)
                             for w in warnings:
                                 if w not in warned:
                                     warned.add(w)
                                     log.warning("%s[%d]: %s", path, i, w)
-                            pending.append((x, units))
-                            per_frame.append({"index_in_file": i, **units.as_dict()})
+                            keep = raw if grid is not None and not compare_done else None
+                            pending.append((x, units, keep))
+                            entry = {"index_in_file": i, **units.as_dict()}
+                            if grid is not None:
+                                entry["dose_e_per_input_px"] = \
+                                    input_grid_units(units, grid).dose_e_per_px
+                            per_frame.append(entry)
                             yield x
 
                     def outputs_of(stack: Any = stack, pending: deque = pending,
-                                   path: Path = path, ps: Any = ps) -> Iterator[np.ndarray]:
+                                   path: Path = path, ps: Any = ps,
+                                   grid: Any = grid) -> Iterator[np.ndarray]:
                         nonlocal compare_done, done
                         for y in predictor.stream(inputs(), batch_size=args.batch_size):
-                            x, units = pending.popleft()
+                            x, units, raw = pending.popleft()
                             if not compare_done:
-                                compare_figure(args.compare, x, y, ps,
+                                # the input's grid, as without --resample
+                                shown_units = input_grid_units(units, grid)
+                                raw_x = x if raw is None else to_model_units(raw, shown_units)
+                                note = "" if grid is None else \
+                                    f", denoised at {grid.pixel_size_model_pm:g} pm"
+                                compare_figure(args.compare, raw_x,
+                                               from_model_units(y, units, "model", grid), ps,
                                                f"{Path(str(path).split('#')[0]).name}, frame 0, "
-                                               f"dose {units.dose_e_per_px:.3g} e/px")
+                                               f"dose {shown_units.dose_e_per_px:.3g} e/px{note}")
                                 compare_done = True
                             done += 1
                             bar.update(1)
-                            yield from_model_units(y, units, args.output_units)
+                            yield from_model_units(y, units, args.output_units, grid)
 
                     write_stack(target, outputs_of(), n, stack.frame_shape[:2], ps)
                 record.append({"input": str(path), "output": str(target), "frames": n,
                                "pixel_size": None if ps is None else
                                {"y": ps.y, "x": ps.x, "unit": ps.unit},
                                "detector": stack.meta.get("detector"),
+                               "resample": None if grid is None else {
+                                   "factor_yx": [round(v, 6) for v in grid.factor_yx],
+                                   "model_pixel_size_pm": grid.pixel_size_model_pm,
+                                   "model_shape_px": list(grid.shape_model_px),
+                                   "electrons_scale": round(grid.electrons_scale, 6)},
                                "frames_units": per_frame})
         elapsed = time.perf_counter() - t0
         rate = done / elapsed if elapsed > 0 else float("inf")

@@ -17,12 +17,15 @@ or are estimated from the frame itself (single-frame mean-variance fit; a warnin
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from mcnn.stem.calibration import NoiseCalibration, fit_noise
+
+if TYPE_CHECKING:
+    from mcnn.stem.resample import FrameResampling
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +83,26 @@ def frame_units(
     return FrameUnits(offset, gain, dose, source, "frame mean")
 
 
+def to_electrons(raw: np.ndarray, units: FrameUnits) -> np.ndarray:
+    """Counts -> electrons per pixel, float64: ``(counts - offset) / gain``."""
+    return (np.asarray(raw, np.float64) - units.offset_counts) / units.gain_counts_per_e
+
+
 def to_model_units(raw: np.ndarray, units: FrameUnits) -> np.ndarray:
     """Counts -> network input (electrons / dose), float32."""
-    electrons = (np.asarray(raw, np.float64) - units.offset_counts) / units.gain_counts_per_e
-    return (electrons / units.dose_e_per_px).astype(np.float32)
+    return (to_electrons(raw, units) / units.dose_e_per_px).astype(np.float32)
 
 
-def from_model_units(y: np.ndarray, units: FrameUnits, to: OutputUnits = "counts") -> np.ndarray:
-    """Network output -> ``counts`` (the input's scale), ``electrons`` per pixel, or ``model``."""
+def from_model_units(y: np.ndarray, units: FrameUnits, to: OutputUnits = "counts",
+                     resampling: FrameResampling | None = None) -> np.ndarray:
+    """Network output -> ``counts`` (the input's scale), ``electrons`` per pixel, or ``model``.
+
+    With ``resampling`` (the one :func:`frame_to_model_units` used), ``y`` is on the model grid
+    and ``units`` are that grid's: the output comes back on the input's grid, in electrons per
+    input pixel / counts of the input.
+    """
+    if resampling is not None:
+        y, units = resampling.to_input(np.asarray(y)), input_grid_units(units, resampling)
     y = np.asarray(y, np.float64)
     if to == "model":
         return y.astype(np.float32)
@@ -97,17 +112,29 @@ def from_model_units(y: np.ndarray, units: FrameUnits, to: OutputUnits = "counts
     return (electrons * units.gain_counts_per_e + units.offset_counts).astype(np.float32)
 
 
+def input_grid_units(units: FrameUnits, resampling: FrameResampling | None) -> FrameUnits:
+    """Units on the model grid -> the same units on the input's grid (the dose per input pixel:
+    the model grid's divided by the area ratio). Without ``resampling``: ``units`` unchanged."""
+    if resampling is None:
+        return units
+    return replace(units, dose_e_per_px=units.dose_e_per_px / resampling.electrons_scale)
+
+
 def training_warnings(
     units: FrameUnits,
     pixel_size_pm: float | None,
     training_data: dict[str, Any] | None,
     *,
     tolerance: float = 2.0,
+    pixel_tolerance: float = 1.5,
 ) -> list[str]:
     """Why this frame may be far from what the model was trained on (empty: nothing noticed).
 
-    Checks the dose against the simulator's ``dose_e_per_px_range`` and the pixel size against its
-    ``pixel_size_pm`` (when the checkpoint records them), each with a factor ``tolerance``.
+    Checks the dose against the simulator's ``dose_e_per_px_range`` within a factor ``tolerance``
+    and the pixel size against its ``pixel_size_pm`` within a factor ``pixel_tolerance`` (when the
+    checkpoint records them). The pixel size is held tighter: the training ranges of column
+    spacing and width are already broad, so a frame at half the pixel size shows columns twice
+    as many pixels apart and wide, mostly outside what the model saw.
     """
     out: list[str] = []
     sim = (training_data or {}).get("simulator") or {}
@@ -123,10 +150,10 @@ def training_warnings(
     trained_pm = sim.get("pixel_size_pm")
     if trained_pm and pixel_size_pm:
         ratio = pixel_size_pm / trained_pm
-        if not 1 / tolerance <= ratio <= tolerance:
+        if not 1 / pixel_tolerance <= ratio <= pixel_tolerance:
             out.append(f"pixel size {pixel_size_pm:.4g} pm is {ratio:.2g}x the training pixel "
-                       f"size {trained_pm:.4g} pm (resample the frame, or train with "
-                       f"--set data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
+                       f"size {trained_pm:.4g} pm (resample the frame: stem-denoise --resample, "
+                       f"or train with --set data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
     return out
 
 
@@ -154,6 +181,7 @@ def frame_to_model_units(
     training_data: dict[str, Any] | None = None,
     calibration: NoiseCalibration | None = None,
     dose_e_per_px: float | None = None,
+    resampling: FrameResampling | None = None,
 ) -> tuple[np.ndarray, FrameUnits, list[str]]:
     """One ``(H, W)`` frame as stored (counts) -> ``(model input float32, its units, warnings)``.
 
@@ -161,7 +189,26 @@ def frame_to_model_units(
     dose from ``calibration``/``dose_e_per_px`` or the frame, the input in model units, and why the
     frame may be far from the training data (dose, ``pixel_size`` against the checkpoint's).
     Invert the model's output with :func:`from_model_units` and the returned units.
+
+    With ``resampling`` (:class:`~mcnn.stem.resample.FrameResampling`), the electrons are moved
+    onto the model's grid (electrons per unit area kept) before dividing by the dose, and the
+    returned input and units are that grid's: offset and gain are the detector's (estimated on
+    the frame as recorded, where its noise is), the dose is per model pixel (a given
+    ``dose_e_per_px``, per input pixel, is scaled by the area ratio), and the pixel size checked
+    is the model grid's. Pass the same ``resampling`` to :func:`from_model_units`.
     """
     units = frame_units(raw, calibration=calibration, dose_e_per_px=dose_e_per_px)
-    warnings = training_warnings(units, pixel_size_pm(pixel_size), training_data)
-    return to_model_units(raw, units), units, warnings
+    if resampling is None:
+        warnings = training_warnings(units, pixel_size_pm(pixel_size), training_data)
+        return to_model_units(raw, units), units, warnings
+    electrons = resampling.electrons_to_model(to_electrons(raw, units))
+    if units.dose_from == "given":
+        dose = units.dose_e_per_px * resampling.electrons_scale
+    else:
+        dose = float(np.mean(electrons))
+        if not dose > 0:
+            raise ValueError(f"mean of {dose:.6g} e/px after resampling: not a dose")
+    units = replace(units, dose_e_per_px=float(dose))
+    grid_pm = resampling.pixel_size_model_grid_pm_yx[1]
+    warnings = training_warnings(units, grid_pm, training_data)
+    return (electrons / units.dose_e_per_px).astype(np.float32), units, warnings

@@ -172,3 +172,143 @@ def test_stem_view_gives_file_frames_the_units_stem_denoise_gives_them(run, tmp_
     assert x.shape == (32, 32, 1) and np.allclose(x[..., 0], want)
     assert units.offset_counts == pytest.approx(1000, abs=60)
     assert float(x.mean()) == pytest.approx(1.0, rel=1e-3)
+
+
+# -- --resample and --pixel-size ------------------------------------------------------------------
+
+
+def _stem_counts_10pm(n: int = 2, size: int = 64, dose: float = 1.0) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """Simulated frames at 10 pm pixels (half the tiny model's 20 pm): (clean mean 1, counts with
+    offset 500 and gain 4 counts/e at ``dose`` e/px)."""
+    from mcnn.physics.config import StemConfig
+    from mcnn.physics.procedural import ProceduralContent
+    from mcnn.physics.stem import StemAdfSimulator
+
+    sim = StemAdfSimulator(StemConfig(pixel_size_pm=10.0, spacing_pm_range=(160.0, 450.0),
+                                      atom_sigma_pm_range=(20.0, 55.0)))
+    clean = sim.clean(n, (size, size), torch.Generator().manual_seed(0),
+                      ProceduralContent())[:, 0].double().numpy()
+    counts = 500 + 4 * np.random.default_rng(0).poisson(dose * clean)
+    return clean, counts.astype(np.float32)
+
+
+def _noise_json(tmp_path: Path) -> str:
+    path = tmp_path / "noise.json"
+    path.write_text(json.dumps({"gain_counts_per_e": 4.0, "offset_counts": 500.0}))
+    return str(path)
+
+
+def test_resample_denoises_at_the_training_pixel_size_and_writes_the_input_grid(run, tmp_path,
+                                                                                capsys):
+    """A 10 pm stack through a 20 pm model: 2x2 binned (electrons summed, so the dose per model
+    pixel is 4x), denoised there, brought back to 64 x 64 at 10 pm; no pixel-size warning."""
+    from mcnn.data.image_io import write_image
+    from mcnn.infer import Predictor
+
+    clean, counts = _stem_counts_10pm()
+    write_image(tmp_path / "f.tif", counts[:, None], PixelSize(10.0, 10.0, "pm"))
+    common = [str(run), str(tmp_path / "f.tif"), "--calibration", _noise_json(tmp_path)]
+    assert stem_denoise.main([*common, "-o", str(tmp_path / "plain")]) == 0
+    warnings = _summary(capsys)["warnings"]
+    assert any("0.5x the training pixel size" in w and "--resample" in w for w in warnings)
+
+    assert stem_denoise.main([*common, "-o", str(tmp_path / "o"), "--resample",
+                              "--output-units", "model", "--compare",
+                              str(tmp_path / "cmp.png")]) == 0
+    summary = _summary(capsys)
+    assert not any("pixel size" in w for w in summary["warnings"])
+    out = read_raw(tmp_path / "o" / "f.tif")
+    assert out.data.shape == (2, 64, 64)
+    assert out.pixel_size.to("pm").x == pytest.approx(10.0, rel=1e-4)
+    record = json.loads((tmp_path / "o" / "stem-denoise.json").read_text())["files"][0]
+    assert record["resample"]["factor_yx"] == [0.5, 0.5]
+    assert record["resample"]["model_shape_px"] == [32, 32]
+    electrons = (counts - 500.0) / 4.0
+    for frame, units in zip(electrons, record["frames_units"], strict=True):
+        assert units["dose_e_per_input_px"] == pytest.approx(frame.mean(), rel=1e-4)
+        assert units["dose_e_per_px"] == pytest.approx(4 * frame.mean(), rel=1e-4)
+    # what the network saw: 2x2 sums of electrons over the dose per 20 pm pixel, mean 1
+    binned = electrons.reshape(2, 32, 2, 32, 2).sum(axis=(2, 4))
+    x = (binned / binned.mean(axis=(1, 2), keepdims=True)).astype(np.float32)
+    predictor = Predictor.from_checkpoint(run, device="cpu")
+    y = np.stack(list(predictor.stream(list(x), batch_size=2)))
+    want = torch.nn.functional.interpolate(torch.from_numpy(y)[:, None].double(), size=(64, 64),
+                                           mode="bilinear", align_corners=False)[:, 0].numpy()
+    assert np.allclose(out.data, want, atol=1e-4)
+    assert (tmp_path / "cmp.png").stat().st_size > 10_000
+    # back in counts: the input's level (electrons per input pixel, offset and gain)
+    assert stem_denoise.main([*common, "-o", str(tmp_path / "c"), "--resample"]) == 0
+    capsys.readouterr()
+    got = read_raw(tmp_path / "c" / "f.tif").data
+    assert np.allclose(got.mean(axis=(1, 2)), counts.mean(axis=(1, 2)), rtol=0.01)
+
+
+def test_resample_upsampling_warns_once_that_the_noise_becomes_correlated(run, tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    np.save(tmp_path / "a.npy", rng.poisson(6.0, (2, 24, 24)).astype(np.float32))
+    np.save(tmp_path / "b.npy", rng.poisson(6.0, (24, 24)).astype(np.float32))
+    rc = stem_denoise.main([str(run), str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "-o",
+                            str(tmp_path / "o"), "--resample", "--pixel-size", "0.4A"])
+    assert rc == 0
+    summary = _summary(capsys)
+    up = [w for w in summary["warnings"] if "correlates the noise" in w]
+    assert len(up) == 1 and "2 file(s)" in up[0]
+    assert read_raw(tmp_path / "o" / "a.tif").data.shape == (2, 24, 24)
+    record = json.loads((tmp_path / "o" / "stem-denoise.json").read_text())["files"][0]
+    assert record["resample"]["factor_yx"] == [2.0, 2.0]
+    assert record["resample"]["model_shape_px"] == [48, 48]
+
+
+def test_pixel_size_option_sets_the_pixel_size_of_files_without_one(run, tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "f.npy", (100 + rng.poisson(3.0, (32, 32))).astype(np.float32))
+    rc = stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
+                            "--pixel-size", "10pm"])
+    assert rc == 0
+    assert any("0.5x the training pixel size" in w for w in _summary(capsys)["warnings"])
+    assert read_raw(tmp_path / "o" / "f.tif").pixel_size.to("pm").x == pytest.approx(10.0)
+
+
+def test_pixel_size_values():
+    parse = stem_denoise.parse_pixel_size
+    assert parse("10pm") == PixelSize(10.0, 10.0, "pm")
+    assert parse("12") == PixelSize(12.0, 12.0, "pm")  # a bare number is pm
+    assert parse("1.5A").x == pytest.approx(150.0) and parse("1.5A").unit == "pm"
+    assert parse("0.01nm") == PixelSize(0.01, 0.01, "nm")
+
+
+def _one_error_line(capsys) -> str:
+    err = [e for e in capsys.readouterr().err.strip().splitlines()
+           if e.startswith("stem-denoise: error:")]
+    assert len(err) == 1
+    return err[0]
+
+
+def test_resample_and_pixel_size_user_errors_exit_2(run, tmp_path, capsys):
+    from mcnn.infer import Predictor
+    from mcnn.weights import save_model
+
+    np.save(tmp_path / "f.npy", np.random.default_rng(6).poisson(3.0, (32, 32)).astype(np.float32))
+    f, o = str(tmp_path / "f.npy"), str(tmp_path / "o")
+    for bad in ("ten", "-3pm", "10 furlongs"):
+        assert stem_denoise.main([str(run), f, "-o", o, f"--pixel-size={bad}"]) == 2
+        assert f"--pixel-size {bad}:" in _one_error_line(capsys)
+    assert stem_denoise.main([str(run), f, "-o", o, "--resample"]) == 2
+    line = _one_error_line(capsys)
+    assert "f.npy: --resample needs the frames' pixel size" in line and "--pixel-size" in line
+    assert stem_denoise.main([str(run), f, "-o", o, "--resample", "--pixel-size", "5pm"]) == 2
+    assert "would be 8 x 8 px, smaller than 16 px" in _one_error_line(capsys)
+    # a checkpoint that records no training pixel size
+    base = Predictor.from_checkpoint(run, device="cpu")
+    data = json.loads(json.dumps(base.training_data))
+    del data["simulator"]["pixel_size_pm"]
+    for key in ("spacing_pm_range", "atom_sigma_pm_range"):
+        data["simulator"].pop(key, None)
+    ckpt = tmp_path / "nopx" / "model.safetensors"
+    ckpt.parent.mkdir()
+    save_model(base.model, ckpt, data)
+    assert stem_denoise.main([str(ckpt), f, "-o", o, "--resample", "--pixel-size", "10pm"]) == 2
+    line = _one_error_line(capsys)
+    assert "model.safetensors: --resample needs the model's training pixel size" in line
+    assert not (tmp_path / "o" / "f.tif").exists()
