@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--spacing-scale", type=float, help="test / training column spacing (0.8)")
     m.add_argument("--atom-sigma-scale", type=float, help="test / training column sigma (1.25)")
     m.add_argument("--no-bm3d", action="store_true", help="skip BM3D even when installed")
+    m.add_argument("--resample", action="store_true",
+                   help="also run MCNN at its training pixel size (stem-denoise --resample), for "
+                   "test frames at another --set simulator.pixel_size_pm")
     m.add_argument("--save-frames", type=Path, metavar="DIR",
                    help="also write the figure's frames as detector files for stem-denoise: "
                    "raw.tif (counts = 500 + 8 x electrons, pixel size), clean.tif, "
@@ -405,7 +408,8 @@ def _stem(args: argparse.Namespace) -> int:
         size = list(parse_size_hw(args.size[0]))
     flags = {"snrs_db": args.snrs, "frames": args.frames, "size_px": size, "seed": args.seed,
              "spacing_scale": args.spacing_scale, "atom_sigma_scale": args.atom_sigma_scale,
-             "use_bm3d": False if args.no_bm3d else None, "device": args.device}
+             "use_bm3d": False if args.no_bm3d else None, "device": args.device,
+             "resample": True if args.resample else None}
     settings = load_command_config(StemBenchSettings, None, args, flags)
     if args.print_config:
         print_config(settings)

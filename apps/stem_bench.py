@@ -13,7 +13,7 @@ import numpy as np
 from apps.stem_denoise import scale_bar
 from mcnn.utils.atomic import atomic_write_bytes
 
-TITLES = {"raw": "raw", "mcnn": "MCNN", "gaussian": "Gaussian (oracle)", "bm3d": "BM3D (oracle)",
+TITLES = {"raw": "raw", "mcnn": "MCNN", "mcnn_resampled": "MCNN (resampled)", "gaussian": "Gaussian (oracle)", "bm3d": "BM3D (oracle)",
           "clean": "clean"}
 
 
@@ -34,7 +34,8 @@ def stem_bench_figure(result: Any, path: Path) -> Path:
                if r["target_snr_db"] == (summary["settings"]["figure_snr_db"]
                                          if summary["settings"]["figure_snr_db"] is not None
                                          else min(summary["settings"]["snrs_db"])))
-    names = [n for n in ("raw", "mcnn", "gaussian", "bm3d", "clean") if n in frames[0]]
+    names = [n for n in ("raw", "mcnn", "mcnn_resampled", "gaussian", "bm3d", "clean")
+             if n in frames[0]]
     ps = None if result.pixel_size_pm is None else PixelSize(result.pixel_size_pm,
                                                              result.pixel_size_pm, "pm")
     fig, axes = plt.subplots(len(frames), len(names), figsize=(2.3 * len(names),

@@ -101,6 +101,9 @@ class StemBenchSettings(BaseModel):
         default=[0.75, 1.0, 1.5, 2.0, 3.0, 4.0], min_length=1,
         description="BM3D sigma_psd grid, x the set's true noise std (raw - clean).")
     use_bm3d: bool = Field(default=True, description="Run BM3D when the package is importable.")
+    resample: bool = Field(
+        default=False, description="Also run MCNN at its training pixel size, as stem-denoise "
+        "--resample does ('mcnn_resampled'): for test frames at another simulator.pixel_size_pm.")
     figure_snr_db: float | None = Field(default=None, description="SNR of the figure (default: lowest).")
     timing_repeats: int = Field(default=5, ge=1, le=1000, description="Timed calls per method.")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N (for the model).")
@@ -365,6 +368,32 @@ def method_metrics(out: np.ndarray, clean: np.ndarray, vacuum: np.ndarray, min_d
 
 
 # ------------------------------------------------------------------------------------ the run
+def _resampling(settings: StemBenchSettings, size_px: tuple[int, int], pixel_size_pm: float | None,
+                data: dict[str, Any], multiple: int) -> Any:
+    """The test frames' move to the model's training pixel size (None: ``resample`` off)."""
+    from mcnn.stem.resample import FrameResampling
+
+    if not settings.resample:
+        return None
+    trained = (data.get("simulator") or {}).get("pixel_size_pm")
+    if not trained or not pixel_size_pm:
+        raise ValueError("resample: needs the pixel size of the test frames and of the training "
+                         "(simulator.pixel_size_pm in both)")
+    return FrameResampling.between(size_px, (pixel_size_pm, pixel_size_pm), float(trained),
+                                   min_px=multiple)
+
+
+def run_resampled(predictor: Any, noisy: np.ndarray, resampling: Any) -> np.ndarray:
+    """``noisy`` (N, H, W) in model units through the model on its own pixel grid and back, the
+    path of ``stem-denoise --resample``: model units are electrons / dose, and electrons per model
+    pixel and the dose per model pixel scale alike, so a mean-preserving resampling moves them."""
+    out = []
+    for frame in noisy:
+        x = resampling.to_model(frame).astype(np.float32)
+        out.append(resampling.to_input(np.asarray(predictor.predict(x))))
+    return np.stack(out).astype(np.float32)
+
+
 def _load(checkpoint: Path, device: str) -> tuple[Any, dict[str, Any]]:
     from mcnn.infer import Predictor
 
@@ -425,6 +454,11 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
         notes.append("bm3d: oracle, its sigma_psd is chosen per SNR against the clean frames")
     figure_snr = settings.figure_snr_db if settings.figure_snr_db is not None \
         else min(settings.snrs_db)
+    resampling = _resampling(settings, (h, w), pixel_size_pm, data, multiple)
+    if resampling is not None:
+        notes.append(f"mcnn_resampled: MCNN on the frames resampled to its training pixel size "
+                     f"({resampling.pixel_size_model_pm:g} pm, {resampling.shape_model_px[0]} x "
+                     f"{resampling.shape_model_px[1]} px) and back, as stem-denoise --resample")
     result = StemBenchResult(summary={}, pixel_size_pm=pixel_size_pm)
     rows, timing_inputs = [], None
     for k, target in enumerate(settings.snrs_db):
@@ -434,6 +468,8 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
         outputs: dict[str, np.ndarray] = {"raw": noisy}
         with torch.inference_mode():
             outputs["mcnn"] = np.asarray(predictor.predict(noisy[:, None]))[:, 0]
+            if resampling is not None:
+                outputs["mcnn_resampled"] = run_resampled(predictor, noisy, resampling)
         g_sigma, g_mse = best_gaussian_sigma(noisy, clean, settings.gaussian_sigmas_px)
         outputs["gaussian"] = gaussian(noisy, g_sigma)
         row: dict[str, Any] = {"target_snr_db": target, "input_snr_db": round(measured, 3),
@@ -551,7 +587,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
     timing = summary.get("timing_ms_per_frame", {})
     for row in summary["snrs"]:
         for name, m in row["methods"].items():
-            label = {"mcnn": "MCNN", "raw": "raw",
+            label = {"mcnn": "MCNN", "raw": "raw", "mcnn_resampled": "MCNN (resampled)",
                      "gaussian": f"Gaussian (oracle sigma {row['gaussian_sigma_px']:g} px)",
                      "bm3d": f"BM3D (oracle sigma {row.get('bm3d_sigma_psd', 0):.3g})"}[name]
             err = "-" if m["atom_error_px"] is None else f"{m['atom_error_px']:.2f}" + (
