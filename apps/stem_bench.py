@@ -1,6 +1,6 @@
 """The figure of ``mcnn-bench stem``: for one SNR, a row per frame with raw | MCNN | Gaussian |
 (BM3D) | clean, shared grey levels, the vacuum edge outlined, peaks found in vacuum (false atoms)
-marked with red crosses, and a scale bar in physical units (``apps.stem_denoise.scale_bar``)."""
+marked with red crosses, and a scale bar in physical units (``apps.stem_figures.scale_bar``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.stem_denoise import scale_bar
+from apps.stem_figures import scale_bar
 from mcnn.utils.atomic import atomic_write_bytes
 
 TITLES = {"raw": "raw", "mcnn": "MCNN", "mcnn_resampled": "MCNN (resampled)", "gaussian": "Gaussian (oracle)", "bm3d": "BM3D (oracle)",

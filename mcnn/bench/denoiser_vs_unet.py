@@ -45,6 +45,9 @@ class DenoiserVsUnetSettings(BaseModel):
     width_scale: float = Field(
         default=0.25, gt=0, le=4, description="Multiplies the denoiser's base_width and max_width "
         "(1 = the paper's ~39M parameters).")
+    branches: int | None = Field(
+        default=None, ge=0, le=16, description="The denoiser's side outputs (None: the config's; "
+        "0: none, which isolates what they cost or bring at this training length).")
     param_tolerance: float = Field(default=0.05, gt=0, le=1,
                                    description="Largest relative parameter mismatch allowed.")
     sizes_px: list[int] = Field(default_factory=lambda: [128, 512], min_length=1,
@@ -76,7 +79,10 @@ def denoiser_config(s: DenoiserVsUnetSettings) -> ModelConfig:
     cfg = load_model_config(Path(s.config)) if s.config else model_preset("denoiser")
     base = max(1, round(cfg.base_width * s.width_scale))
     top = max(base, round(cfg.max_width * s.width_scale))
-    return cfg.model_copy(update={"base_width": base, "max_width": top})
+    update: dict[str, Any] = {"base_width": base, "max_width": top}
+    if s.branches is not None:
+        update["branches"] = s.branches
+    return ModelConfig.model_validate({**cfg.model_dump(), **update})
 
 
 def trainable_parameters(cfg: ModelConfig) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from apps import stem_denoise
+from apps import stem_denoise, stem_figures
 from mcnn.data.image_io import PixelSize, read_raw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,10 +125,10 @@ def test_adapt_on_the_inputs_and_save_the_adapted_model(run, tmp_path, capsys):
 
 
 def test_scale_bar_labels_use_a_readable_unit():
-    assert stem_denoise._length_label(2000.0, "pm") == "2 nm"
-    assert stem_denoise._length_label(500.0, "pm") == "500 pm"
-    assert stem_denoise._length_label(5000.0, "nm") == "5 µm"
-    assert stem_denoise._length_label(3.0, "1/nm") == "3 1/nm"
+    assert stem_figures._length_label(2000.0, "pm") == "2 nm"
+    assert stem_figures._length_label(500.0, "pm") == "500 pm"
+    assert stem_figures._length_label(5000.0, "nm") == "5 µm"
+    assert stem_figures._length_label(3.0, "1/nm") == "3 1/nm"
 
 
 def test_save_calibration_fits_the_inputs_and_uses_it(run, tmp_path, capsys):

@@ -36,6 +36,12 @@ def test_meta_parameter_count_equals_the_built_network():
 def test_denoiser_is_the_preset_with_scaled_widths():
     den = denoiser_config(DenoiserVsUnetSettings(width_scale=0.5))
     assert (den.base_width, den.max_width, den.first_conv, den.skip) == (32, 256, "stride2", "add")
+    assert den.branches == 7 and den.lowpass is not None
+    bare = denoiser_config(DenoiserVsUnetSettings(width_scale=0.5, branches=0))
+    assert bare.branches == 0 and bare.model_dump(exclude={"branches"}) == den.model_dump(
+        exclude={"branches"})
+    with pytest.raises(ValueError, match="branches"):
+        denoiser_config(DenoiserVsUnetSettings(branches=12))  # more than depth + 1 outputs
 
 
 def test_tiny_paired_run_reports_params_speeds_ratio_and_psnrs():

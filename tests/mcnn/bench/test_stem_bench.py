@@ -202,3 +202,31 @@ def test_a_pixel_size_override_keeps_the_physical_lengths_of_training():
     assert at10.spacing_px_range == pytest.approx(tuple(2 * v for v in at20.spacing_px_range))
     assert at10.atom_sigma_px_range == pytest.approx(
         tuple(2 * v for v in at20.atom_sigma_px_range))
+
+
+def test_resample_scores_mcnn_at_its_training_pixel_size(run, monkeypatch):
+    """Test frames at 10 pm for a 20 pm model: 'mcnn_resampled' runs the model on the 2x binned
+    frames and brings the output back to the test grid, as stem-denoise --resample does."""
+    from mcnn.bench.stem import run_resampled
+    from mcnn.stem.resample import FrameResampling
+
+    monkeypatch.setitem(sys.modules, "bm3d", None)
+    result = run_stem_bench(run, StemBenchSettings(**{**FAST, "size_px": (64, 64)}, resample=True,
+                                                   simulator={"pixel_size_pm": 10.0}))
+    (row,) = result.summary["snrs"]
+    assert set(row["methods"]) == {"raw", "mcnn", "mcnn_resampled", "gaussian"}
+    assert all(_finite(row["methods"]["mcnn_resampled"][k]) for k in ("psnr_db", "ssim"))
+    assert any("mcnn_resampled" in n and "32 x 32 px" in n for n in result.summary["notes"])
+    assert "| MCNN (resampled) |" in result.summary["table_markdown"]
+
+    class Identity:  # what the resampling alone does to a frame
+        def predict(self, x):
+            return x
+
+    grid = FrameResampling.between((64, 64), (10.0, 10.0), 20.0)
+    frames = np.random.default_rng(0).poisson(2.0, (2, 64, 64)).astype(np.float32) / 2.0
+    out = run_resampled(Identity(), frames, grid)
+    assert out.shape == frames.shape
+    assert np.allclose(out.mean(axis=(1, 2)), frames.mean(axis=(1, 2)), rtol=1e-4)
+    binned = frames.reshape(2, 32, 2, 32, 2).mean(axis=(2, 4))
+    assert np.allclose(grid.to_model(frames[0]), binned[0], atol=1e-6)
