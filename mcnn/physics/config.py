@@ -35,6 +35,10 @@ BUNDLED_NAMES = (
     "text",
 )
 
+# Zone-axis projections of real crystals that the STEM simulator knows (mcnn.physics.stem_structures
+# holds their geometry; kept here so that a config validates without loading torch code).
+STEM_STRUCTURE_NAMES = ("SrTiO3[001]", "MoS2[001]", "Si[110]", "Au[001]", "Au[110]", "graphene")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -303,6 +307,45 @@ class StemConfig(_Strict):
         description="Share of frames whose target is a content image scaled to mean 1 instead of "
         "a crystal (the paper's stage 1: natural images at the same dose).",
     )
+    structures: list[str] = Field(
+        default=[],
+        description=f"Zone-axis projections of real crystals for structure_fraction of the grains, "
+        f"from {list(STEM_STRUCTURE_NAMES)}.",
+    )
+    structure_fraction: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Share of the grains showing one of `structures` (random in-plane rotation and "
+        "offset, period from its lattice constant; needs pixel_size_pm) instead of a random lattice.",
+    )
+    cluster_frame_fraction: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Share of frames showing sub-nm clusters and single heavy atoms on an amorphous "
+        "support instead of a crystal (needs pixel_size_pm).",
+    )
+    clusters_per_frame_range: tuple[int, int] = Field(
+        default=(1, 4), description="Clusters per cluster frame, drawn uniformly (whole numbers)."
+    )
+    cluster_atoms_range: tuple[int, int] = Field(
+        default=(3, 30),
+        description="Atoms per cluster, at most what fits three close-packed layers in the radius.",
+    )
+    cluster_radius_pm: float = Field(
+        default=450.0, gt=0, le=2000, description="Largest distance of a cluster atom from its centre."
+    )
+    cluster_bond_pm: float = Field(
+        default=277.0, ge=100, le=500,
+        description="Nearest-neighbour distance of the heavy atoms (Pt 277 pm, Au 288 pm).",
+    )
+    single_atoms_per_frame_range: tuple[int, int] = Field(
+        default=(2, 15), description="Isolated heavy atoms per cluster frame, drawn uniformly."
+    )
+    cluster_atom_z: int = Field(default=78, ge=2, le=100, description="Heavy atoms' Z (Pt: 78).")
+    support_atom_z: int = Field(default=6, ge=1, le=100, description="Support atoms' Z (C: 6).")
+    support_atoms_per_nm2_range: tuple[float, float] = Field(
+        default=(100.0, 500.0),
+        description="Projected support atoms per nm^2, drawn uniformly per frame (a-C: ~100 per "
+        "nm^3, so a 1-5 nm film).",
+    )
 
     def px_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """(spacing, atom sigma) ranges in px, from the pm ranges when a pixel size is set."""
@@ -338,7 +381,39 @@ class StemConfig(_Strict):
         if not 0 < lo <= hi < 1:
             raise ValueError(
                 f"vacuum_fraction_range must satisfy 0 < low <= high < 1, got ({lo}, {hi})")
+        self._check_structures_and_clusters()
         return self
+
+    @field_validator("structures")
+    @classmethod
+    def _known_structures(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in STEM_STRUCTURE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown structures {unknown}; choose from {list(STEM_STRUCTURE_NAMES)}")
+        return names
+
+    def _check_structures_and_clusters(self) -> None:
+        """Real structures and clusters have lengths in pm: they need a pixel size (<= 100 pm, so
+        that the smallest cell, graphene's 246 pm, is over 2 px)."""
+        for name in ("structure_fraction", "cluster_frame_fraction"):
+            value = getattr(self, name)
+            if value > 0 and (self.pixel_size_pm is None or self.pixel_size_pm > 100):
+                raise ValueError(f"{name}={value} needs pixel_size_pm <= 100 (lengths in pm), "
+                                 f"got pixel_size_pm={self.pixel_size_pm}")
+        if self.structure_fraction > 0 and not self.structures:
+            raise ValueError(f"structure_fraction={self.structure_fraction} needs structures: "
+                             f"some of {list(STEM_STRUCTURE_NAMES)}")
+        for name, low in (("clusters_per_frame_range", 0), ("cluster_atoms_range", 1),
+                          ("single_atoms_per_frame_range", 0),
+                          ("support_atoms_per_nm2_range", 0)):
+            lo, hi = getattr(self, name)
+            top = 5000 if name == "support_atoms_per_nm2_range" else 100
+            if not low <= lo <= hi <= top:
+                raise ValueError(f"{name} must satisfy {low} <= low <= high <= {top}, "
+                                 f"got ({lo}, {hi})")
+        if self.support_atom_z >= self.cluster_atom_z:
+            raise ValueError(f"support_atom_z={self.support_atom_z} must be below cluster_atom_z="
+                             f"{self.cluster_atom_z} (a light support under heavy atoms)")
 
 
 

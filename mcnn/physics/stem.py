@@ -166,7 +166,14 @@ class StemAdfSimulator(Simulator):
         self, batch: int, size: tuple[int, int], generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Column positions ``(B, S, 2)`` (x, y px, before the scan) and intensities ``(B, S)``
-        (peak ~1; 0 for vacancies and sites outside their grain)."""
+        (peak ~1; 0 for vacancies and sites outside their grain) of random lattices."""
+        return self._random_lattices(batch, size, generator)[:2]
+
+    def _random_lattices(
+        self, batch: int, size: tuple[int, int], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``columns`` and the grains: seeds ``(B, G, 2)`` x, y px, ``used`` ``(B, G)`` and the
+        grain ``(S,)`` each column was drawn for."""
         c = self.config
         h, w = size
         diag = math.hypot(h, w)
@@ -222,7 +229,8 @@ class StemAdfSimulator(Simulator):
                 z = z * (dist.argmin(dim=2) == g) * used[:, g : g + 1]
                 points.append(pos)
                 weights.append(z.clamp_min(0))
-        return torch.cat(points, 1), torch.cat(weights, 1)
+        grain_of = torch.arange(n_grain).repeat_interleave(2 * ii.shape[1])
+        return torch.cat(points, 1), torch.cat(weights, 1), seeds, used, grain_of
 
     def lattice(
         self, batch: int, size: tuple[int, int], generator: torch.Generator
@@ -254,9 +262,29 @@ class StemAdfSimulator(Simulator):
         does not need them)."""
         c = self.config
         h, w = size
+        # Random draws in the order of the options' history (new options draw last, and only
+        # when on), so that a config without them gives the same frames as before they existed.
         sigma = uniform(batch, *c.px_ranges()[1], generator)
-        points, weights = self.columns(batch, size, generator)
+        points, weights, seeds, used, grain_of = self._random_lattices(batch, size, generator)
+        background = content.sample(batch, size, generator, channels=1)
+        background = (
+            gaussian_blur(background, 2.0)
+            * c.background_max
+            * torch.rand(batch, 1, 1, 1, generator=generator)
+        )
+        shifts = self.scan_shifts(batch, h, generator)
+        keep = torch.ones(batch, h, w)
+        vacuum = torch.zeros(batch, h, w, dtype=torch.bool)
+        if c.vacuum_probability > 0:
+            keep, vacuum = crystal_masks(c, batch, size, sigma, generator)
+        natural = torch.zeros(batch, dtype=torch.bool)
+        if c.natural_image_fraction > 0:
+            natural = torch.rand(batch, generator=generator) < c.natural_image_fraction
+            pictures = content.sample(batch, size, generator, channels=1).float() + 1e-3
         impulses = splat(points, weights, size)
+        if c.structure_fraction > 0 or c.cluster_frame_fraction > 0:
+            points, weights, impulses = self._real_atoms(
+                points, weights, seeds, used, grain_of, size, generator)
         columns = torch.cat(
             [gaussian_blur(impulses[i : i + 1], float(sigma[i])) for i in range(batch)]
         ) * (2 * math.pi * sigma.view(-1, 1, 1, 1) ** 2)  # peak height ~ column intensity
@@ -265,24 +293,11 @@ class StemAdfSimulator(Simulator):
                 [gaussian_blur(columns[i : i + 1], 4 * float(sigma[i])) for i in range(batch)]
             )
             columns = (1 - c.probe_tail_fraction) * columns + c.probe_tail_fraction * tails
-        background = content.sample(batch, size, generator, channels=1)
-        background = (
-            gaussian_blur(background, 2.0)
-            * c.background_max
-            * torch.rand(batch, 1, 1, 1, generator=generator)
-        )
-        shifts = self.scan_shifts(batch, h, generator)
         image = self.apply_scan(columns + background + 1e-3, shifts)
-        keep = torch.ones(batch, h, w)
-        vacuum = torch.zeros(batch, h, w, dtype=torch.bool)
         if c.vacuum_probability > 0:
-            keep, vacuum = crystal_masks(c, batch, size, sigma, generator)
             image = (image - 1e-3) * keep.unsqueeze(1) + 1e-3  # vacuum: only the 1e-3 floor
         image = image / image.mean(dim=(2, 3), keepdim=True)
-        natural = torch.zeros(batch, dtype=torch.bool)
         if c.natural_image_fraction > 0:
-            natural = torch.rand(batch, generator=generator) < c.natural_image_fraction
-            pictures = content.sample(batch, size, generator, channels=1).float() + 1e-3
             pictures = pictures / pictures.mean(dim=(2, 3), keepdim=True)
             image = torch.where(natural.view(-1, 1, 1, 1), pictures, image)
             vacuum = vacuum & ~natural.view(-1, 1, 1)
@@ -292,6 +307,32 @@ class StemAdfSimulator(Simulator):
             positions, rel_weights = self._true_columns(
                 points, weights, shifts, keep, vacuum, natural, size, min_weight_fraction)
         return StemTruth(image, positions, rel_weights, vacuum, natural, sigma)
+
+    def _real_atoms(
+        self, points: torch.Tensor, weights: torch.Tensor, seeds: torch.Tensor,
+        used: torch.Tensor, grain_of: torch.Tensor, size: tuple[int, int],
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Swap grains for real crystal projections (``structure_fraction``) and frames for
+        clusters on a support (``cluster_frame_fraction``). Returns the columns (points,
+        weights: what ``clean_with_truth`` reports) and all impulses, support atoms included."""
+        from mcnn.physics.stem_clusters import cluster_scene
+        from mcnn.physics.stem_structures import structure_grains
+
+        c = self.config
+        if c.structure_fraction > 0:
+            more, more_w, replaced = structure_grains(c, seeds, used, size, generator)
+            weights = weights * ~replaced[:, grain_of]
+            points, weights = torch.cat([points, more], 1), torch.cat([weights, more_w], 1)
+        support = None
+        if c.cluster_frame_fraction > 0:
+            scene = cluster_scene(c, points.shape[0], size, generator)
+            weights = weights * ~scene.frames.view(-1, 1)
+            points = torch.cat([points, scene.heavy_points], 1)
+            weights = torch.cat([weights, scene.heavy_weights], 1)
+            support = splat(scene.support_points, scene.support_weights, size)
+        impulses = splat(points, weights, size)
+        return points, weights, impulses if support is None else impulses + support
 
     def _true_columns(
         self, points: torch.Tensor, weights: torch.Tensor,
