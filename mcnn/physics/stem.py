@@ -14,7 +14,9 @@ the network learns to denoise real-looking (imperfect) scans, not to undo the sc
 Options for a demanding user (all off by default; off, they draw no random numbers, so existing
 configs give the same frames): vacuum beyond a soft crystal edge or around a particle (real vacuum
 has ~0 HAADF signal: a 1e-3 floor before normalisation), natural content images as targets (the
-paper's first training stage), scan afterglow and read noise correlated along the scan rows.
+paper's first training stage), scan afterglow and read noise correlated along the scan rows,
+grains that are zone-axis projections of real crystals (``stem_structures``) and frames of sub-nm
+clusters and single heavy atoms on an amorphous support (``stem_clusters``).
 ``StemAdfSimulator.clean_with_truth`` gives the true column positions and the vacuum mask that the
 benchmark scores against.
 """
