@@ -40,7 +40,9 @@ the STEM simulator, (counts - offset) / gain / dose with offset and gain estimat
 warned about); for other models the one pixel-value policy (mcnn.data.image_io: 8/16-bit images
 scaled to [0, 1], wider integers kept as counts, floats as they are). Panels show model units. A
 simulated frame is counts / dose (mean about 1), the input the STEM denoiser was trained on; its
-panel title shows the PSNR against the noise-free frame. Exit codes: 0 ok, 2 user error, 1 failure."""
+panel title shows the PSNR against the noise-free frame. --resample denoises file frames at the
+model's training pixel size and shows them on their own grid, as stem-denoise --resample (frames
+without a pixel size are shown without it, said once). Exit codes: 0 ok, 2 user error, 1 failure."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", type=Path, metavar="DIR", help="save every denoised frame (float32 TIFF)")
     add_speed_arguments(p)
     add_run_arguments(p)
+    p.add_argument("--resample", action="store_true",
+                   help="denoise file frames at the model's training pixel size and show them "
+                   "on their own grid (as stem-denoise --resample; needs their pixel size)")
     return p
 
 
@@ -111,7 +116,7 @@ def nice_length(span: float) -> float:
 class StemProcessor:
     """Frame -> panels ``raw``, ``denoised``, ``diff``; PSNR against ``meta["clean"]`` if any."""
 
-    def __init__(self, predictor: Any) -> None:
+    def __init__(self, predictor: Any, resample: bool = False) -> None:
         from mcnn.stem.normalise import is_stem_training
 
         self.predictor = predictor
@@ -119,33 +124,75 @@ class StemProcessor:
         self.scale = predictor.config.output_scale
         self.stem = is_stem_training(predictor.training_data)
         self.warned: set[str] = set()
+        self.model_pixel_pm: float | None = None
+        if resample:
+            sim = (predictor.training_data or {}).get("simulator") or {}
+            if not self.stem or not sim.get("pixel_size_pm"):
+                raise ValueError("--resample needs a STEM model that records its training pixel "
+                                 "size (data.simulator.pixel_size_pm)")
+            self.model_pixel_pm = float(sim["pixel_size_pm"])
+        self._grids: dict[tuple[Any, ...], Any] = {}
+
+    def _warn_once(self, source: str, message: str) -> None:
+        if message not in self.warned:
+            self.warned.add(message)
+            log.warning("%s: %s", source, message)
+
+    def resampling(self, frame: Any) -> Any:
+        """The move of this file frame to the model's pixel size (None: --resample off, or the
+        frame has no pixel size, which is warned about once)."""
+        from mcnn.stem.resample import FrameResampling
+
+        if self.model_pixel_pm is None:
+            return None
+        pixel = frame.meta.get("pixel_size")
+        if not pixel or pixel[2] not in ("pm", "nm", "um"):
+            self._warn_once(str(frame.meta.get("source_file")), "no pixel size in length units: "
+                            "shown without --resample")
+            return None
+        key = (frame.image.shape[:2], tuple(pixel))
+        if key not in self._grids:
+            from mcnn.data.image_io import PixelSize
+
+            p = PixelSize(*pixel).to("pm")
+            self._grids[key] = FrameResampling.between(frame.image.shape[:2], (p.y, p.x),
+                                                       self.model_pixel_pm)
+        return self._grids[key]
 
     def model_input(self, frame: Any) -> np.ndarray:
-        """``(H, W, C)`` float32 in the model's units. File frames come as stored (counts): a STEM
-        model gets them as stem-denoise brings them, others by the one pixel-value policy;
-        simulated frames are already in model units."""
+        """``(H, W, C)`` float32 in the model's units on the frame's own grid. File frames come
+        as stored (counts): a STEM model gets them as stem-denoise brings them, others by the one
+        pixel-value policy; simulated frames are already in model units."""
+        return self._inputs(frame)[0]
+
+    def _inputs(self, frame: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+        """(the frame in model units on its grid, the network input, the resampling or None)."""
         from mcnn.data.image_io import PixelSize, normalise
-        from mcnn.stem.normalise import frame_to_model_units
+        from mcnn.stem.normalise import frame_to_model_units, input_grid_units, to_model_units
 
         source = frame.meta.get("source_file")
         if source is None:
-            return frame.image.astype(np.float32, copy=False)
+            x = frame.image.astype(np.float32, copy=False)
+            return x, x, None
         if not self.stem or frame.image.shape[2] != 1:
-            return normalise(frame.image, source)
+            x = normalise(frame.image, source)
+            return x, x, None
         pixel = frame.meta.get("pixel_size")
-        x, _, warnings = frame_to_model_units(
+        grid = self.resampling(frame)
+        x, units, warnings = frame_to_model_units(
             frame.image[..., 0], pixel_size=PixelSize(*pixel) if pixel else None,
-            training_data=self.predictor.training_data)
+            training_data=self.predictor.training_data, resampling=grid)
         for w in warnings:
-            if w not in self.warned:
-                self.warned.add(w)
-                log.warning("%s: %s", source, w)
-        return x[..., None]
+            self._warn_once(str(source), w)
+        if grid is None:
+            return x[..., None], x[..., None], None
+        shown = to_model_units(frame.image[..., 0], input_grid_units(units, grid))
+        return shown[..., None], x[..., None], grid
 
     def __call__(self, frame: Any) -> Processed:
         from acquire.frame import monotonic_s
 
-        x = self.model_input(frame)
+        shown, x, grid = self._inputs(frame)
         if x.shape[2] != self.channels:
             x = (np.repeat(x[..., :1], self.channels, axis=2) if self.channels > 1
                  else x.mean(axis=2, keepdims=True))
@@ -153,6 +200,9 @@ class StemProcessor:
         y = self.predictor.predict(np.ascontiguousarray(x.transpose(2, 0, 1)))
         inference_ms = 1e3 * (monotonic_s() - t0)
         denoised = y if y.ndim == 2 else (y[0] if y.shape[0] == 1 else y.transpose(1, 2, 0))
+        if grid is not None:  # back on the frame's grid (STEM: one channel, scale 1)
+            denoised = grid.to_input(np.asarray(denoised)).astype(np.float32)
+            x = shown
         raw = x[..., 0] if x.shape[2] == 1 else x
         if self.scale > 1:
             raw = np.kron(raw, np.ones((self.scale, self.scale) + (1,) * (raw.ndim - 2),
@@ -319,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor.from_checkpoint(args.checkpoint, **predictor_options(args))
         source = build_source(args.source, args.fps, args.loop, args.watch)
         scale = predictor.config.output_scale
-        pipeline = LivePipeline(source, StemProcessor(predictor))
+        pipeline = LivePipeline(source, StemProcessor(predictor, resample=args.resample))
         values: list[dict[str, float]] = []
         try:
             if args.no_window:

@@ -312,3 +312,37 @@ def test_resample_and_pixel_size_user_errors_exit_2(run, tmp_path, capsys):
     line = _one_error_line(capsys)
     assert "model.safetensors: --resample needs the model's training pixel size" in line
     assert not (tmp_path / "o" / "f.tif").exists()
+
+
+def test_stem_view_resample_shows_what_stem_denoise_resample_writes(run, tmp_path, capsys):
+    """stem-view --resample: the denoised panel of a 10 pm file frame is stem-denoise --resample's
+    output (model units, the frame's own 64 x 64 grid); the raw panel is the frame in model units
+    on that grid. Without a pixel size it falls back to no resampling, said once."""
+    from acquire.sources.series import FrameSeriesSource
+    from apps.live.stem_view import StemProcessor
+    from mcnn.data.image_io import write_image
+    from mcnn.infer import Predictor
+    from mcnn.stem.normalise import frame_to_model_units
+
+    _, counts = _stem_counts_10pm(n=1)
+    write_image(tmp_path / "f.tif", counts[:, None], PixelSize(10.0, 10.0, "pm"))
+    assert stem_denoise.main([str(run), str(tmp_path / "f.tif"), "-o", str(tmp_path / "o"),
+                              "--resample", "--output-units", "model"]) == 0
+    capsys.readouterr()
+    want = read_raw(tmp_path / "o" / "f.tif").data
+    predictor = Predictor.from_checkpoint(run, device="cpu")
+    processor = StemProcessor(predictor, resample=True)
+    with FrameSeriesSource(tmp_path / "f.tif", fps=None) as source:
+        frame = source.read()
+    panels = processor(frame).panels
+    assert panels["denoised"].shape == (64, 64)
+    assert np.allclose(panels["denoised"], want.reshape(64, 64), atol=1e-4)
+    raw, _, _ = frame_to_model_units(frame.image[..., 0])
+    assert np.allclose(panels["raw"], raw, rtol=1e-4, atol=1e-4)
+    np.save(tmp_path / "n.npy", counts[0])
+    with FrameSeriesSource(tmp_path / "n.npy", fps=None) as source:
+        bare = source.read()
+    assert processor(bare).panels["denoised"].shape == (64, 64)
+    assert any("without --resample" in w for w in processor.warned)
+    plain = StemProcessor(predictor)  # off: the network on the frame's grid, as before
+    assert plain.resampling(frame) is None
