@@ -13,6 +13,7 @@ from pathlib import Path
 from apps.cli import (
     OneLineArgumentParser,
     add_config_arguments,
+    attach_negative_values,
     field_reference,
     load_command_config,
     print_config,
@@ -457,7 +458,7 @@ def _denoiser_vs_unet(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_negative_values(argv, ("--snrs",)))
     setup_logging(args.verbose)
     body = {"convergence": _convergence, "summarize": _summarize, "speed": _speed,
             "streaming": _streaming, "stem": _stem,

@@ -34,6 +34,24 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
+def attach_negative_values(argv: list[str] | None, flags: tuple[str, ...]) -> list[str]:
+    """``--snrs -5,-10`` -> ``--snrs=-5,-10``: argparse takes a value that starts with ``-`` and is
+    not one plain number for an option and stops with "expected one argument"."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if a in flags and len(nxt) > 1 and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] == "."):
+            out.append(f"{a}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def run_cli(prog: str, body: Callable[[], int]) -> int:
     """Run ``body``; a user mistake prints ``prog: error: ...`` (one line each) and returns 2."""
     try:

@@ -174,3 +174,15 @@ def test_denoiser_vs_unet_cli_writes_json_and_refuses_a_missing_config(tmp_path,
     assert bench.main([*argv, "--config", str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.yaml" in err[0]
+
+
+def test_negative_snr_lists_parse_without_an_equals_sign(stem_run, capsys):
+    """``--snrs -5,-10`` (argparse alone reads '-5,-10' as an option and exits 2)."""
+    from apps.cli import attach_negative_values
+
+    assert attach_negative_values(["stem", "x", "--snrs", "-5,-10", "--seed", "3"], ("--snrs",)) \
+        == ["stem", "x", "--snrs=-5,-10", "--seed", "3"]
+    assert attach_negative_values(["--snrs", "--seed"], ("--snrs",)) == ["--snrs", "--seed"]
+    assert attach_negative_values(["--snrs", "-.5"], ("--snrs",)) == ["--snrs=-.5"]
+    assert bench.main(["stem", str(stem_run), "--snrs", "-5,-10", "--print-config"]) == 0
+    assert "-10.0" in capsys.readouterr().out
