@@ -46,7 +46,10 @@ def _finite(x) -> bool:
 
 def test_every_number_is_finite_and_the_gaussian_sigma_is_the_argmin_of_its_grid(run, monkeypatch):
     monkeypatch.setitem(sys.modules, "bm3d", None)  # as if the optional package were absent
-    result = run_stem_bench(run, StemBenchSettings(**FAST))
+    # random lattices only: the detector's ceiling below is for them (Si dumbbells and faint O
+    # columns of the real structures the CPU config also draws are harder to resolve)
+    result = run_stem_bench(run, StemBenchSettings(**FAST, simulator={
+        "structure_fraction": 0.0, "cluster_frame_fraction": 0.0}))
     s = result.summary
     (row,) = s["snrs"]
     assert abs(row["input_snr_db"] - -5.0) < 0.1  # the dose was corrected to the target
