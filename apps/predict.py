@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true",
                    help="read 3-D TIFF/NPY as (H, W, C) images, not as stacks of frames")
     add_unit_arguments(p)
+    p.add_argument("--resample", action="store_true",
+                   help="STEM: denoise each frame at the model's training pixel size and write "
+                   "it back on the input's grid (as stem-denoise --resample)")
+    p.add_argument("--pixel-size", metavar="LENGTH",
+                   help="pixel size of every input, e.g. 10pm, 0.01nm, 1.5A (bare number: pm); "
+                   "overrides the files' (STEM warnings, --resample, output TIFFs)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -185,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from tqdm import tqdm
 
+        from apps.stem_denoise import parse_pixel_size, plan_resampling
         from mcnn.data.image_io import read_raw, to_nchw
         from mcnn.infer import Predictor
         from mcnn.stem.normalise import (
@@ -196,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.batch_size < 1:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+        pixel_size = None if args.pixel_size is None else parse_pixel_size(args.pixel_size)
         files = input_files(args.inputs)
         targets = output_paths(files, args.out, args.format)
         check_output_folder(args.out)
@@ -215,25 +223,35 @@ def main(argv: list[str] | None = None) -> int:
         if stem:
             check_stem_model(predictor, args.checkpoint)
             calibration = load_calibration(args.calibration)
-        units_of: deque[FrameUnits] = deque()  # STEM: per frame in flight, to invert its output
+        model_pm = ((training or {}).get("simulator") or {}).get("pixel_size_pm")
+        if args.resample and not model_pm:
+            raise ValueError(f"{args.checkpoint}: --resample needs the model's training pixel "
+                             "size and the checkpoint records no data.simulator.pixel_size_pm")
+        # STEM: per frame in flight, its units and resampling, to invert its output
+        units_of: deque[tuple[FrameUnits, Any]] = deque()
         warned: set[str] = set()
 
-        def stem_input(raw: RawImage, path: Path) -> np.ndarray:
-            """``(N, 1, H, W)`` frames in the model's units; their units queued in order."""
+        def stem_input(raw: RawImage, path: Path) -> tuple[np.ndarray, int]:
+            """``(N, 1, H, W)`` frames in the model's units (on its pixel grid with --resample),
+            their units queued in order; and the input's frame height."""
             xs, units, notes = [], [], []
+            grid = None
             for i, counts in enumerate(stored_frames(raw, args.channels_last)):
+                if args.resample and grid is None:
+                    grid = plan_resampling(path, counts.shape[:2], raw.pixel_size, model_pm)
                 x, u, warnings = frame_to_model_units(
                     counts, pixel_size=raw.pixel_size, training_data=training,
-                    calibration=calibration, dose_e_per_px=args.dose_e_per_px)
+                    calibration=calibration, dose_e_per_px=args.dose_e_per_px, resampling=grid)
                 xs.append(x)
-                units.append(u)
+                units.append((u, grid))
                 notes += [(i, w) for w in warnings]
+                height = counts.shape[0]
             for i, w in notes:  # only once the whole file could be used
                 if w not in warned:
                     warned.add(w)
                     log.warning("%s[%d]: %s", path, i, w)
             units_of.extend(units)
-            return np.stack(xs)[:, None]
+            return np.stack(xs)[:, None], height
 
         # per good file, once read: (target, frame count, input pixel size, input height)
         good: list[tuple[Path, int, PixelSize | None, int]] = []
@@ -243,15 +261,18 @@ def main(argv: list[str] | None = None) -> int:
             for path, target in zip(files, targets, strict=True):
                 try:
                     raw = read_raw(path)
+                    if pixel_size is not None:
+                        raw.pixel_size = pixel_size
                     if stem:
-                        x = stem_input(raw, path)
+                        x, in_h = stem_input(raw, path)
                     else:
                         x = as_model_input(to_nchw(raw, args.channels_last or None), path, cin)
+                        in_h = x.shape[-2]
                 except (ValueError, OSError) as exc:  # one bad file does not stop the others
                     failed.append(str(path))
                     report(exc)
                     continue
-                good.append((target, len(x), raw.pixel_size, x.shape[-2]))
+                good.append((target, len(x), raw.pixel_size, in_h))
                 yield from x
 
         start = time.perf_counter()
@@ -262,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             # frames of consecutive files share batches; outputs come back in input order
             for y in predictor.stream(frames(), batch_size=args.batch_size):
                 if stem:
-                    y = from_model_units(y, units_of.popleft(), args.output_units)
+                    units, grid = units_of.popleft()  # STEM models are 1 -> 1 channel
+                    y = from_model_units(y[0], units, args.output_units, grid)[None]
                 pending.append(y)
                 while done < len(good) and len(pending) >= good[done][1]:
                     target, k, pixel_size, in_h = good[done]

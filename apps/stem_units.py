@@ -30,6 +30,8 @@ def unit_arguments_given(args: argparse.Namespace) -> list[str]:
         given.append("--calibration")
     if args.output_units != "counts":
         given.append("--output-units")
+    if getattr(args, "resample", False):
+        given.append("--resample")
     return given
 
 

@@ -206,6 +206,48 @@ def test_a_stem_model_gets_the_same_units_as_in_stem_denoise(tiny_stem_run, tmp_
     assert got.pixel_size.to("pm").x == pytest.approx(20.0, rel=1e-4)
 
 
+def test_resample_gives_what_stem_denoise_resample_gives(tiny_stem_run, tmp_path, capsys):
+    """A 10 pm MRC stack through the 20 pm model with --resample: mcnn-predict writes what
+    stem-denoise --resample writes (same grid, counts, pixel size); a file without a pixel size
+    is a one-line error for that file and the others still run."""
+    import mrcfile
+
+    from apps import stem_denoise
+    from mcnn.data.image_io import read_raw
+
+    frames = np.stack([_stem_frame(1000), _stem_frame(1000)[::-1]])
+    with mrcfile.new(tmp_path / "series.mrc") as mrc:  # 10 pm pixels: half the model's
+        mrc.set_data(frames)
+        mrc.voxel_size = 0.1
+    np.save(tmp_path / "bare.npy", frames[0])
+    cal = _calibration(tmp_path, 1000.0)
+    rc = predict.main([str(tiny_stem_run), str(tmp_path / "series.mrc"), str(tmp_path / "bare.npy"),
+                       "-o", str(tmp_path / "p"), "--calibration", cal, "--device", "cpu",
+                       "--resample"])
+    out = capsys.readouterr()
+    assert rc == 2 and "bare.npy" in out.err and "--pixel-size" in out.err
+    summary = json.loads(out.out.strip().splitlines()[-1])
+    assert summary["failed"] == [str(tmp_path / "bare.npy")]
+    assert not any("pixel size" in w for w in summary["warnings"])
+    assert stem_denoise.main([str(tiny_stem_run), str(tmp_path / "series.mrc"), "-o",
+                              str(tmp_path / "d"), "--calibration", cal, "--device", "cpu",
+                              "--resample"]) == 0
+    capsys.readouterr()
+    got, want = read_raw(tmp_path / "p" / "series.tif"), read_raw(tmp_path / "d" / "series.tif")
+    assert got.data.shape == want.data.shape == (2, 32, 40)
+    assert np.allclose(got.data, want.data, rtol=1e-5, atol=1e-3)
+    assert got.pixel_size.to("pm").x == pytest.approx(10.0, rel=1e-4)
+    # --pixel-size gives the bare frame one: both commands then write the same 10 pm frame
+    for cmd, out in ((predict, "b"), (stem_denoise, "bd")):
+        assert cmd.main([str(tiny_stem_run), str(tmp_path / "bare.npy"), "-o",
+                         str(tmp_path / out), "--calibration", cal, "--device", "cpu",
+                         "--resample", "--pixel-size", "10pm"]) == 0
+    capsys.readouterr()
+    bare, bare_d = read_raw(tmp_path / "b" / "bare.tif"), read_raw(tmp_path / "bd" / "bare.tif")
+    assert bare.pixel_size.to("pm").x == pytest.approx(10.0, rel=1e-4)
+    assert np.allclose(bare.data, bare_d.data, rtol=1e-5, atol=1e-3)
+
+
 def test_a_stem_frame_with_an_offset_is_handled_as_without_it(tiny_stem_run, tmp_path, capsys):
     from mcnn.data.image_io import read_raw
 
