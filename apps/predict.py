@@ -17,6 +17,7 @@ import numpy as np
 
 from apps.cli import OneLineArgumentParser, run_cli, setup_logging
 from apps.stem_units import (
+    add_pixel_arguments,
     add_unit_arguments,
     check_stem_model,
     load_calibration,
@@ -71,12 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true",
                    help="read 3-D TIFF/NPY as (H, W, C) images, not as stacks of frames")
     add_unit_arguments(p)
-    p.add_argument("--resample", action="store_true",
-                   help="STEM: denoise each frame at the model's training pixel size and write "
-                   "it back on the input's grid (as stem-denoise --resample)")
-    p.add_argument("--pixel-size", metavar="LENGTH",
-                   help="pixel size of every input, e.g. 10pm, 0.01nm, 1.5A (bare number: pm); "
-                   "overrides the files' (STEM warnings, --resample, output TIFFs)")
+    add_pixel_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 

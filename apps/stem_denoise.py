@@ -22,7 +22,12 @@ import numpy as np
 
 from apps.cli import run_cli, setup_logging
 from apps.stem_figures import compare_figure
-from apps.stem_units import add_unit_arguments, check_stem_model, load_calibration
+from apps.stem_units import (
+    add_pixel_arguments,
+    add_unit_arguments,
+    check_stem_model,
+    load_calibration,
+)
 
 PROG = "stem-denoise"
 log = logging.getLogger(PROG)
@@ -57,12 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="microscope files, stacks, folders, file.h5#/dataset")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     add_unit_arguments(p)
-    p.add_argument("--resample", action="store_true",
-                   help="bring each frame to the model's training pixel size and the output back "
-                   "(needs the frames' pixel size: from the file or --pixel-size)")
-    p.add_argument("--pixel-size", metavar="LENGTH",
-                   help="pixel size of every input, e.g. 10pm, 0.01nm, 1.5A (bare number: pm); "
-                   "overrides the files'")
+    add_pixel_arguments(p)
     p.add_argument("--save-calibration", type=Path, metavar="JSON",
                    help="fit gain/offset on the inputs' first frames (up to 16), save, and use it")
     p.add_argument("--dark", nargs="+", metavar="FILE",

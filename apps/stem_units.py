@@ -21,6 +21,17 @@ def add_unit_arguments(p: argparse.ArgumentParser) -> None:
                    "model units")
 
 
+def add_pixel_arguments(p: argparse.ArgumentParser) -> None:
+    """``--resample`` and ``--pixel-size``: one meaning in every command that takes them."""
+    p.add_argument("--resample", action="store_true",
+                   help="STEM: denoise each frame at the model's training pixel size and write "
+                   "it back on the input's grid (needs the frames' pixel size: from the file or "
+                   "--pixel-size)")
+    p.add_argument("--pixel-size", metavar="LENGTH",
+                   help="pixel size of every input, e.g. 10pm, 0.01nm, 1.5A (bare number: pm); "
+                   "overrides the files' (warnings, --resample, scale bars, output TIFFs)")
+
+
 def unit_arguments_given(args: argparse.Namespace) -> list[str]:
     """The unit options set on the command line (they only mean something for a STEM model)."""
     given = []
