@@ -84,3 +84,21 @@ def uniform(
     if log:
         return torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
     return low + u * (high - low)
+
+
+def row_rotation(theta: float) -> torch.Tensor:
+    """``(2, 2)`` matrix that rotates row vectors ``(x, y)`` by ``theta`` rad: ``v @ R``."""
+    return torch.tensor([[math.cos(theta), math.sin(theta)],
+                         [-math.sin(theta), math.cos(theta)]])
+
+
+def pad_columns(frames: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frame ``(points (S_b, 2), weights (S_b,))`` -> ``(B, S, 2)`` and ``(B, S)``, zero-padded
+    to the longest frame (``S`` at least 1): padding has weight 0, so it draws nothing."""
+    s = max(1, max(p.shape[0] for p, _ in frames))
+    points = torch.zeros(len(frames), s, 2)
+    weights = torch.zeros(len(frames), s)
+    for b, (p, w) in enumerate(frames):
+        points[b, : p.shape[0]] = p
+        weights[b, : w.shape[0]] = w
+    return points, weights

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from mcnn.physics.config import StemConfig
+from mcnn.physics.functional import pad_columns, row_rotation, uniform
 from mcnn.physics.stem_structures import Z_EXPONENT
 
 _CANDIDATES = 8  # candidate positions drawn per cluster or single atom (crowding rejections)
@@ -88,8 +89,7 @@ def cluster_scene(
     # support: a density per nm^2 drawn per frame
     area_nm2 = h * w * (px / 1000) ** 2
     n_support = max(1, math.ceil(c.support_atoms_per_nm2_range[1] * area_nm2))
-    density = c.support_atoms_per_nm2_range[0] + torch.rand(batch, generator=generator) * (
-        c.support_atoms_per_nm2_range[1] - c.support_atoms_per_nm2_range[0])
+    density = uniform(batch, *c.support_atoms_per_nm2_range, generator)
     count = (density * area_nm2).round()
     support_points = torch.rand(batch, n_support, 2, generator=generator) * torch.tensor(
         [w, h], dtype=torch.float32) - 0.5
@@ -121,17 +121,11 @@ def cluster_scene(
             taken: list[tuple[torch.Tensor, float]] = []
             centres = _place(cand_c[b], [radius] * int(n_clusters[b]), bond, taken)
             for k, centre in enumerate(centres):
-                t = float(theta[b, k])
-                rot = torch.tensor([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+                rot = row_rotation(float(theta[b, k]))
                 pick = order_key[b, k].argsort()[: int(n_atoms[b, k])]
                 atoms.append(centre + sites[pick] @ rot)
             singles = _place(cand_s[b], [0.0] * int(n_singles[b]), bond, taken)
             atoms += [p.view(1, 2) for p in singles]
         heavy.append(torch.cat(atoms))
-    s = max(1, max(a.shape[0] for a in heavy))
-    heavy_points = torch.zeros(batch, s, 2)
-    heavy_weights = torch.zeros(batch, s)
-    for b, a in enumerate(heavy):
-        heavy_points[b, : a.shape[0]] = a
-        heavy_weights[b, : a.shape[0]] = 1.0
+    heavy_points, heavy_weights = pad_columns([(a, torch.ones(a.shape[0])) for a in heavy])
     return ClusterScene(frames, heavy_points, heavy_weights, support_points, support_weights)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from mcnn.physics.config import StemConfig
+from mcnn.physics.functional import pad_columns, row_rotation
 
 Z_EXPONENT = 1.7  # HAADF column intensity ~ Z^1.7 (Rutherford-like, screened)
 THICKNESS_JITTER = 0.1  # relative std of a column's intensity (local thickness), as the random lattices
@@ -120,8 +121,7 @@ def structure_sites(
     """The structure's columns within ``radius_px`` of ``centre`` (x, y px): positions ``(S, 2)``
     x, y px, rotated by ``theta`` (rad) and shifted by ``shift`` (fractions of the cell), and
     intensities ``(S,)`` (brightest column 1)."""
-    rot = torch.tensor([[math.cos(theta), math.sin(theta)],
-                        [-math.sin(theta), math.cos(theta)]])  # row vectors: v @ rot rotates v
+    rot = row_rotation(theta)
     cell = torch.tensor([structure.a1_pm, structure.a2_pm]) / pixel_size_pm @ rot  # (2, 2) px
     basis = structure.positions_pm() / pixel_size_pm @ rot  # (K, 2)
     a1, a2 = cell
@@ -176,10 +176,5 @@ def structure_grains(
             pts.append(sites[own])
             wts.append(z[own].clamp_min(0))
         frames.append((torch.cat(pts), torch.cat(wts)))
-    s = max(1, max(p.shape[0] for p, _ in frames))
-    points = torch.zeros(batch, s, 2)
-    weights = torch.zeros(batch, s)
-    for b, (p, z) in enumerate(frames):
-        points[b, : p.shape[0]] = p
-        weights[b, : z.shape[0]] = z
+    points, weights = pad_columns(frames)
     return points, weights, replaced
