@@ -141,22 +141,21 @@ class StemProcessor:
     def resampling(self, frame: Any) -> Any:
         """The move of this file frame to the model's pixel size (None: --resample off, or the
         frame has no pixel size, which is warned about once)."""
-        from mcnn.stem.resample import FrameResampling
+        from apps.stem_denoise import plan_resampling
+        from mcnn.data.image_io import PixelSize
+        from mcnn.stem.normalise import pixel_size_pm
 
         if self.model_pixel_pm is None:
             return None
+        source = str(frame.meta.get("source_file"))
         pixel = frame.meta.get("pixel_size")
-        if not pixel or pixel[2] not in ("pm", "nm", "um"):
-            self._warn_once(str(frame.meta.get("source_file")), "no pixel size in length units: "
-                            "shown without --resample")
+        if not pixel or pixel_size_pm(PixelSize(*pixel)) is None:
+            self._warn_once(source, "no pixel size in length units: shown without --resample")
             return None
         key = (frame.image.shape[:2], tuple(pixel))
         if key not in self._grids:
-            from mcnn.data.image_io import PixelSize
-
-            p = PixelSize(*pixel).to("pm")
-            self._grids[key] = FrameResampling.between(frame.image.shape[:2], (p.y, p.x),
-                                                       self.model_pixel_pm)
+            self._grids[key] = plan_resampling(Path(source), frame.image.shape[:2],
+                                               PixelSize(*pixel), self.model_pixel_pm)
         return self._grids[key]
 
     def model_input(self, frame: Any) -> np.ndarray:
