@@ -13,12 +13,22 @@ so over patches of different brightness the variance is a straight line in the m
   Pixels are grouped by brightness estimated from the *other* frames (three or more frames; with
   two, a 5x5 average), so that neither the bin means nor the variances are biased by the noise
   itself. This is the method to trust; structure (atom columns) cancels.
-- **one frame**: the variance of the residual after a 3x3 neighbour average, scaled by 8/9 back
-  to pixel variance. Sharp structure adds to it, so the gain from a single frame is an upper
-  estimate; prefer two frames.
+- **one frame**: the same binning with a spatial stand-in for the second frame. The noise
+  sample is the residual of a pixel from the mean of the pixels above and below it (scaled by
+  2/3 back to pixel variance): rows are scanned at different times, so afterglow and read noise
+  correlated along the fast scan direction, which real HAADF frames show, do not shrink it.
+  Pixels are ranked by the mean of a ring around them (9x9 without the central 3x3), whose
+  noise is independent of both: ranking by the pixel's own neighbourhood would regress the
+  variance on a noisy mean and flatten the line (at 0.05 e/px the old patch fit gave half the
+  gain). Sharp structure still adds to the residual, so at high dose (~10 e/px) the gain from
+  one frame can be high by tens of percent; prefer two frames.
 
 The offset comes from a dark frame (beam blanked) or a dark region when given (its mean; its
-variance is ``r**2``); otherwise from the line's intercept assuming no read noise. The result is a
+variance is ``r**2``). Otherwise, at low dose most pixels received no electron: when one frame
+shows that zero-electron peak (its mode, with a spread below it well under the pixels' noise
+and under half of one electron's step) the offset is the peak and the read noise its spread,
+and the gain is refitted through that point. Failing that, the offset is the line's intercept assuming no read noise,
+which at low dose is off by ``r**2 / gain`` counts: give a dark frame there. The result is a
 :class:`NoiseCalibration`, saved as JSON and used by ``mcnn.stem.normalise`` and by the simulator
 (``simulator_overrides``).
 """
@@ -47,7 +57,7 @@ class NoiseCalibration(BaseModel):
     offset_counts: float = Field(description="Counts with no electron (dark level).")
     read_noise_counts: float = Field(default=0.0, ge=0, description="Gaussian read noise std.")
     method: Literal["frame_pairs", "single_frame", "given"] = "given"
-    offset_from: Literal["dark", "intercept", "given"] = "given"
+    offset_from: Literal["dark", "zero_peak", "intercept", "given"] = "given"
     patches: int = Field(default=0, ge=0, description="Patches in the mean-variance fit.")
     fit_r2: float | None = Field(default=None, description="R^2 of the mean-variance line.")
     sources: list[str] = Field(default_factory=list, description="Frames it was fitted on.")
@@ -86,21 +96,6 @@ class NoiseCalibration(BaseModel):
             raise ValueError(f"{path}: not a noise calibration JSON ({first})") from None
 
 
-def _patch_stats(mean_img: np.ndarray, noise_img: np.ndarray, patch_px: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    h, w = mean_img.shape
-    ph, pw = h // patch_px, w // patch_px
-    if ph * pw < 4:
-        raise ValueError(f"frames of {h}x{w} px give fewer than 4 patches of {patch_px} px; "
-                         "use a smaller patch_px")
-
-    def blocks(a: np.ndarray) -> np.ndarray:
-        return a[: ph * patch_px, : pw * patch_px].reshape(ph, patch_px, pw, patch_px) \
-            .transpose(0, 2, 1, 3).reshape(ph * pw, -1)
-
-    return blocks(mean_img).mean(1), blocks(noise_img).var(1)
-
-
 def _box_mean(x: np.ndarray, size: int) -> np.ndarray:
     p = np.pad(x, size // 2, mode="reflect")
     c = np.cumsum(np.cumsum(np.pad(p, ((1, 0), (1, 0))), 0), 1)
@@ -121,14 +116,41 @@ def _binned_stats(rank: np.ndarray, mean_img: np.ndarray, sq_noise: np.ndarray, 
     return m, v
 
 
-def _neighbour_residual(x: np.ndarray) -> np.ndarray:
-    """x minus the mean of its 8 neighbours, scaled to the pixel's noise variance (white noise:
-    Var = s^2 (1 + 1/8) -> divided by sqrt(9/8))."""
-    p = np.pad(x, 1, mode="reflect")
-    h, w = x.shape
-    neigh = sum(p[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
-                for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx) / 8.0
-    return (x - neigh) / math.sqrt(9 / 8)
+def _vertical_residual(x: np.ndarray) -> np.ndarray:
+    """x minus the mean of the pixels above and below, scaled to the pixel's noise variance
+    (white noise: Var = s^2 (1 + 1/2) -> divided by sqrt(3/2)). Rows are scanned at different
+    times, so noise correlated along the fast scan (afterglow, detector bandwidth) stays out."""
+    p = np.pad(x, ((1, 1), (0, 0)), mode="reflect")
+    return (x - (p[:-2] + p[2:]) / 2) / math.sqrt(1.5)
+
+
+def _ring_mean(x: np.ndarray, inner: int = 3, outer: int = 9) -> np.ndarray:
+    """Mean of the ``outer`` box around each pixel without the ``inner`` box: a brightness
+    estimate whose noise is independent of the pixel and of its vertical neighbours."""
+    outer_sum = _box_mean(x, outer) * outer**2
+    inner_sum = _box_mean(x, inner) * inner**2
+    return (outer_sum - inner_sum) / (outer**2 - inner**2)
+
+
+def _half_sample_mode(values: np.ndarray) -> float:
+    """The densest point of a sample (Bickel's half-sample mode): robust to a long upper tail."""
+    x = np.sort(values.ravel())
+    while x.size > 3:
+        n = (x.size + 1) // 2
+        i = int(np.argmin(x[n - 1:] - x[: x.size - n + 1]))
+        x = x[i: i + n]
+    return float(x[1] if x.size == 3 else x.mean())
+
+
+def zero_electron_peak(frame: np.ndarray) -> tuple[float, float, float]:
+    """(mode, spread below it, share of pixels below it) of a frame's values. At low dose the
+    mode is the zero-electron level (the offset) and the spread below it is the read noise
+    (from the median distance of the lower half: 0.6745 sigma for a Gaussian)."""
+    values = np.asarray(frame, np.float64).ravel()
+    mode = _half_sample_mode(values)
+    below = values[values < mode]
+    spread = float(np.median(mode - below)) / 0.6745 if below.size else 0.0
+    return mode, spread, below.size / max(values.size, 1)
 
 
 def _robust_line(m: np.ndarray, v: np.ndarray) -> tuple[float, float, float, int]:
@@ -157,14 +179,15 @@ def fit_noise(
     frames: Sequence[np.ndarray],
     *,
     dark: np.ndarray | Sequence[np.ndarray] | None = None,
-    patch_px: int = 8,
+    ring_px: int = 9,
     sources: Sequence[str] = (),
 ) -> NoiseCalibration:
     """Gain, offset and read noise from raw frames (counts, ``(H, W)`` each) of one detector.
 
     Two or more frames of the same shape are used as consecutive pairs; one frame uses its
-    neighbour residual (see the module docstring). ``dark`` (one dark frame, several, or the pixels
-    of a dark region) gives the offset and read noise.
+    vertical residual, ranked by a ``ring_px`` ring around each pixel (see the module
+    docstring). ``dark`` (one dark frame, several, or the pixels of a dark region) gives the
+    offset and read noise.
     """
     arrays = [np.asarray(f, np.float64) for f in frames]
     if not arrays:
@@ -188,15 +211,34 @@ def fit_noise(
         method = "frame_pairs"
     else:
         for a in arrays:
-            m, v = _patch_stats(a, _neighbour_residual(a), patch_px)
+            if min(a.shape) < 3 * ring_px:
+                raise ValueError(f"a frame of {a.shape[0]}x{a.shape[1]} px is too small for a "
+                                 f"single-frame noise fit (at least {3 * ring_px} px a side)")
+            m, v = _binned_stats(_ring_mean(a, 3, ring_px), a, _vertical_residual(a) ** 2)
             means.append(m)
             variances.append(v)
         method = "single_frame"
     m, v = np.concatenate(means), np.concatenate(variances)
     gain, intercept, r2, used = _robust_line(m, v)
-    if not gain > 0:
+    if not gain > 0 or not np.median(v) > 1e-12 * max(float(np.median(np.abs(m))), 1.0):
         raise ValueError(f"variance does not grow with the mean (slope {gain:.3g}); these frames "
                          "are not raw detector counts (already processed or scaled?)")
+    zero = zero_electron_peak(arrays[0]) if method == "single_frame" and dark is None else None
+    if zero is not None and zero[2] >= 0.05 and (
+            zero[1] ** 2 < 0.5 * float(np.mean(v)) or gain > 2.5 * zero[1]):
+        # A zero-electron peak (its spread well below the pixels' noise, or below the fitted
+        # step of one electron): offset and read noise from it, the gain through that point
+        # (weighted as _robust_line weights the variances; on a field of even brightness this
+        # is the pooled variance over the mean signal).
+        offset, read = zero[0], zero[1]
+        w = 1 / np.maximum(v, read**2 + 1e-12)
+        through = float(np.sum(w * (m - offset) * (v - read**2)) / np.sum(w * (m - offset) ** 2))
+        if through > 2.5 * read:  # one electron's step stands clear of the peak
+            return NoiseCalibration(
+                gain_counts_per_e=through, offset_counts=offset, read_noise_counts=read,
+                method=method, offset_from="zero_peak", patches=used, fit_r2=r2,
+                sources=list(sources),
+            )
     if dark is not None:
         darks = [np.asarray(d, np.float64) for d in (dark if isinstance(dark, (list, tuple))
                                                      else [dark])]
