@@ -4,7 +4,8 @@ Reading is two steps, and every caller (folder pairs, folder content, mcnn-predi
 
 1. ``read_raw(path) -> RawImage``: the pixels exactly as stored (dtype kept), colour as
    ``(H, W, C)`` RGB(A), stacks as ``(N, H, W[, C])``, the physical pixel size when the file
-   declares one (TIFF resolution tags / ImageJ unit), and format metadata. The size the file
+   declares one (TIFF: OME, ImageJ, FEI/Thermo, Zeiss SEM or centimetre tags, see
+   ``mcnn.data.tiff_meta``), and format metadata. The size the file
    declares is checked against ``max_pixels`` (default ``MAX_PIXELS`` = 2**28) before any pixel is
    decoded where the format allows it (TIFF, NPY, PNG, JPEG; other formats rely on OpenCV's own
    limit).
@@ -381,36 +382,13 @@ def _read_npy(path: Path, max_pixels: int) -> RawImage:
     return RawImage(data, path, axes, meta={"format": "npy"})
 
 
-_LENGTH_UNITS_UM = {
-    "um": 1.0, "micron": 1.0, "microns": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0,
-    "nm": 1e-3, "a": 1e-4, "å": 1e-4, "angstrom": 1e-4, "mm": 1e3, "cm": 1e4, "m": 1e6,
-    "inch": 25400.0,
-}
+def _tiff_pixel_size(tif: Any) -> tuple[PixelSize | None, dict[str, Any]]:
+    """The pixel size a TIFF records by any convention ``mcnn.data.tiff_meta`` knows (OME,
+    ImageJ, FEI/Thermo, Zeiss SEM, centimetre tags; inch tags are a display dpi, not a size)."""
+    from mcnn.data.tiff_meta import tiff_pixel_size
 
-
-def _tiff_pixel_size(tif: Any) -> PixelSize | None:
-    """Pixel size from the first page's resolution tags, with the ImageJ unit when unit-less."""
-    tags = tif.pages[0].tags
-    xres, yres = tags.get("XResolution"), tags.get("YResolution")
-    if xres is None or yres is None:
-        return None
-    (xn, xd), (yn, yd) = xres.value, yres.value
-    if not (xn and yn and xd and yd):
-        return None
-    px_x, px_y = xd / xn, yd / yn  # resolution is pixels per unit
-    res_unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
-    if res_unit == 2:
-        unit = "inch"
-    elif res_unit == 3:
-        unit = "cm"
-    else:
-        unit = str((tif.imagej_metadata or {}).get("unit", "")).strip()
-        if not unit or unit.lower() in ("pixel", "pixels"):
-            return None
-    factor = _LENGTH_UNITS_UM.get(unit.lower())
-    if factor is None:
-        return PixelSize(px_y, px_x, unit)
-    return PixelSize(px_y * factor, px_x * factor, "um")
+    found, meta = tiff_pixel_size(tif)
+    return (PixelSize(found.y, found.x, found.unit) if found else None), meta
 
 
 def _read_tiff(path: Path, max_pixels: int) -> RawImage:
@@ -427,9 +405,11 @@ def _read_tiff(path: Path, max_pixels: int) -> RawImage:
                 max_pixels,
             )
             data = series.asarray()
-            pixel_size = _tiff_pixel_size(tif)
+            pixel_size, size_meta = _tiff_pixel_size(tif)
             page = tif.pages[0]
-            meta = {"format": "tiff", "tiff_axes": axes, "photometric": getattr(getattr(page, "photometric", None), "name", None)}
+            meta = {"format": "tiff", "tiff_axes": axes,
+                    "photometric": getattr(getattr(page, "photometric", None), "name", None),
+                    **size_meta}
             alpha = len(getattr(page, "extrasamples", ()) or ()) > 0
     except ImageFileError:
         raise
@@ -528,10 +508,10 @@ def _open_tiff(path: Path) -> FrameStack:
         tif = tifffile.TiffFile(path)
         series = tif.series[0]
         axes = series.axes.upper()
-        pixel_size = _tiff_pixel_size(tif)
+        pixel_size, size_meta = _tiff_pixel_size(tif)
     except Exception as exc:
         raise ImageFileError(f"{path}: not a readable TIFF ({exc})") from exc
-    meta = {"format": "tiff", "tiff_axes": axes, "source_file": str(path)}
+    meta = {"format": "tiff", "tiff_axes": axes, "source_file": str(path), **size_meta}
     frame_axes = [a for a in axes if a not in "YXS"]
     if "S" in axes or axes[-2:] != "YX" or len(frame_axes) > 1 or len(series.pages) < 2:
         tif.close()
