@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blind_spot (Noise2Self, single frames) or noise2noise (consecutive "
                    "frames of one field)")
     p.add_argument("--adapt-lr", type=float, default=1e-4, metavar="LR")
+    p.add_argument("--adapt-span", type=int, metavar="K",
+                   help="blind_spot: also hide K px either side of each blind spot along the row, "
+                   "for noise correlated along the fast scan (default: measured on the frames)")
     p.add_argument("--save-adapted", type=Path, metavar="FILE.safetensors",
                    help="save the adapted model (with the original training data config)")
     p.add_argument("--tile", type=int, metavar="N", help="tile size in px (multiple of 2**depth)")
@@ -164,7 +167,7 @@ def _adapt(args: argparse.Namespace, predictor: Any, calibration: Any,
     """Self-supervised fine-tuning on the inputs (``mcnn.stem.adapt``), saved when asked; on the
     model's grid when frames are resampled (``grids``: input path -> resampling or None)."""
     from mcnn.data.series import FrameSeries
-    from mcnn.stem.adapt import adapt
+    from mcnn.stem.adapt import adapt, row_noise_span
     from mcnn.stem.normalise import frame_to_model_units
     from mcnn.weights import save_model
 
@@ -176,16 +179,21 @@ def _adapt(args: argparse.Namespace, predictor: Any, calibration: Any,
         frames.append(x)
         if len(frames) == 32:
             break
+    span = None
+    if args.adapt_loss == "blind_spot":
+        span = args.adapt_span if args.adapt_span is not None else row_noise_span(frames)
     history = adapt(predictor.model, frames, loss=args.adapt_loss, steps=args.adapt_steps,
-                    lr=args.adapt_lr, device=predictor.device)
-    log.info("adapted on %d frame(s) for %d steps (%s): loss %.4g -> %.4g", len(frames),
-             args.adapt_steps, args.adapt_loss, history[0], history[-1])
+                    lr=args.adapt_lr, span_px=span, device=predictor.device)
+    log.info("adapted on %d frame(s) for %d steps (%s%s): loss %.4g -> %.4g", len(frames),
+             args.adapt_steps, args.adapt_loss, "" if span is None else f", row span {span} px",
+             history[0], history[-1])
     if args.save_adapted is not None:
         args.save_adapted.parent.mkdir(parents=True, exist_ok=True)
         save_model(predictor.model, args.save_adapted, training)
         args.save_adapted.with_suffix(".adaptation.json").write_text(json.dumps({
             "base": str(args.checkpoint), "loss": args.adapt_loss, "steps": args.adapt_steps,
-            "lr": args.adapt_lr, "frames": len(frames), "inputs": list(args.inputs),
+            "lr": args.adapt_lr, "span_px": span, "frames": len(frames),
+            "inputs": list(args.inputs),
         }, indent=2) + "\n")
 
 
@@ -235,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.batch_size < 1:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+        if args.adapt_span is not None and not 0 <= args.adapt_span <= 32:
+            raise ValueError(f"--adapt-span {args.adapt_span}: must be 0-32 px")
         pixel_size = None if args.pixel_size is None else parse_pixel_size(args.pixel_size)
         files = expand_inputs(args.inputs)
         args.out.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ class FrameUnits:
     offset_counts: float
     gain_counts_per_e: float
     dose_e_per_px: float
-    source: str  # "calibration", "estimated from the frame" or "assumed (...)"
+    source: str  # "calibration", "estimated from the frame (offset from ...)" or "assumed (...)"
     dose_from: str  # "given" or "frame mean"
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,8 +59,10 @@ def frame_units(
     else:
         try:
             est = fit_noise([raw])
+            how = {"zero_peak": "its zero-electron peak", "intercept": "the mean-variance "
+                   "intercept, assuming no read noise"}.get(est.offset_from, est.offset_from)
             offset, gain, source = est.offset_counts, est.gain_counts_per_e, \
-                "estimated from the frame"
+                f"estimated from the frame (offset from {how})"
             if float(np.mean(raw)) - offset <= 0:
                 raise ValueError("estimated offset above the frame mean")
         except ValueError as exc:

@@ -121,7 +121,11 @@ def test_adapt_on_the_inputs_and_save_the_adapted_model(run, tmp_path, capsys):
     assert adapted.training_data == base.training_data
     a = dict(adapted.model.named_parameters())
     assert any(not torch.equal(p, a[n]) for n, p in base.model.named_parameters())
-    assert json.loads(saved.with_suffix(".adaptation.json").read_text())["steps"] == 2
+    record = json.loads(saved.with_suffix(".adaptation.json").read_text())
+    assert record["steps"] == 2 and record["span_px"] == 0  # white Poisson noise: no row span
+    assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
+                              "--adapt-steps", "2", "--adapt-span", "-1"]) == 2
+    assert "--adapt-span -1: must be 0-32 px" in capsys.readouterr().err
 
 
 def test_scale_bar_labels_use_a_readable_unit():
