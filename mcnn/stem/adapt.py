@@ -13,6 +13,8 @@ use only noisy frames:
   measured on the frames, ``row_noise_span``), as structured Noise2Void does.
 - ``noise2noise`` (Lehtinen et al. 2018): between consecutive frames of a series of the same
   field, ``f(frame_k)`` is fitted to ``frame_{k+1}``; the expected target is the clean signal.
+  Series drift, so each crop is paired with the crop of the next frame that shows the same
+  field (``mcnn.stem.drift``).
 
 Starting from simulator weights with a small learning rate and few steps adapts the model to the
 microscope's structure and noise (pixel size, probe, dose, detector) without forgetting what the
@@ -29,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mcnn.stem.drift import series_shifts
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +93,29 @@ def row_noise_span(frames: Sequence[np.ndarray], threshold: float = 0.1, max_spa
 
 
 def _crops(frames: Sequence[np.ndarray], size: int, batch: int, generator: torch.Generator,
-           pairs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Random crops (B, 1, size, size) from random frames; with ``pairs`` the same crop of the
-    next frame too."""
-    n = len(frames) - (1 if pairs else 0)
+           shifts: Sequence[tuple[int, int]] | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Random crops (B, 1, size, size) from random frames; with ``shifts`` (the drift from each
+    frame to the next, :func:`mcnn.stem.drift.series_shifts`) the crop of the next frame that
+    shows the same field too."""
+    n = len(frames) - (0 if shifts is None else 1)
     xs, ys = [], []
     for _ in range(batch):
         k = int(torch.randint(0, n, (1,), generator=generator))
-        h, w = frames[k].shape
-        top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
-        left = int(torch.randint(0, w - size + 1, (1,), generator=generator))
+        dy, dx = (0, 0) if shifts is None else shifts[k]
+        h, w = frames[k].shape if shifts is None else np.minimum(frames[k].shape,
+                                                                 frames[k + 1].shape)
+        top_lo, top_hi = max(0, -dy), h - size - max(0, dy)
+        left_lo, left_hi = max(0, -dx), w - size - max(0, dx)
+        if top_hi < top_lo or left_hi < left_lo:  # drift too large for this crop: no shift
+            dy, dx, top_lo, top_hi, left_lo, left_hi = 0, 0, 0, h - size, 0, w - size
+        top = int(torch.randint(top_lo, top_hi + 1, (1,), generator=generator))
+        left = int(torch.randint(left_lo, left_hi + 1, (1,), generator=generator))
         xs.append(frames[k][top:top + size, left:left + size])
-        if pairs:
-            ys.append(frames[k + 1][top:top + size, left:left + size])
+        if shifts is not None:
+            ys.append(frames[k + 1][top + dy:top + dy + size, left + dx:left + dx + size])
     x = torch.from_numpy(np.stack(xs)[:, None].astype(np.float32))
-    y = torch.from_numpy(np.stack(ys)[:, None].astype(np.float32)) if pairs else None
+    y = torch.from_numpy(np.stack(ys)[:, None].astype(np.float32)) if shifts is not None else None
     return x, y
 
 
@@ -118,13 +130,16 @@ def adapt(
     batch: int = 8,
     mask_fraction: float = 0.02,
     span_px: int | None = None,
+    align: bool = True,
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> list[float]:
     """Fine-tune ``model`` in place on noisy ``frames`` ``(H, W)`` in model units; returns the
     loss per step. The model ends in eval mode. ``span_px`` (blind spot only): pixels either side
     of each blind spot along the row that are hidden too; None measures it on the frames
-    (:func:`row_noise_span`)."""
+    (:func:`row_noise_span`). ``align`` (noise2noise only): pair each crop with the crop of the
+    next frame that shows the same field, after the drift between them
+    (:func:`mcnn.stem.drift.series_shifts`)."""
     if not frames:
         raise ValueError("no frames to adapt on")
     if loss == "noise2noise" and len(frames) < 2:
@@ -139,12 +154,17 @@ def adapt(
         span_px = row_noise_span(frames)
         log.info("blind spots hide %d px either side along the row (noise correlation measured "
                  "on the frames)", span_px)
+    shifts: list[tuple[int, int]] | None = None
+    if loss == "noise2noise":
+        shifts = series_shifts(frames) if align else \
+            [(0, 0)] * (len(frames) - 1)
+        log.info("noise2noise pairs: drift between frames %s px", shifts[:8])
     g = torch.Generator().manual_seed(seed)
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for _ in range(steps):
-        x, y = _crops(frames, size, batch, g, pairs=loss == "noise2noise")
+        x, y = _crops(frames, size, batch, g, shifts)
         x = x.to(device)
         if loss == "blind_spot":
             masked, mask = blind_spot_batch(x, mask_fraction, g, span_px or 0)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from mcnn.models import MCNN, ModelConfig
+from mcnn.models import MCNN
 from mcnn.physics import ProceduralContent, StemAdfSimulator, StemConfig
 from mcnn.physics.stem import afterglow
 from mcnn.stem.adapt import adapt, blind_spot_batch, row_noise_span
@@ -45,29 +44,6 @@ def test_row_noise_span_is_measured_from_afterglow():
     assert row_noise_span([afterglow(counts, 0.5)[0, 0].numpy()]) >= 2
 
 
-def _mse(model, x, y):
-    with torch.no_grad():
-        return float(F.mse_loss(model(x), y))
-
-
-def _trained_on_another_setting() -> MCNN:
-    """A tiny model trained with clean targets on setting A: high dose, small fine lattices."""
-    torch.manual_seed(0)
-    model = MCNN(ModelConfig(depth=2, base_width=8, max_width=16, branches=1))
-    trained = StemAdfSimulator(StemConfig(dose_e_per_px_range=(20.0, 40.0),
-                                          spacing_px_range=(5.0, 7.0),
-                                          atom_sigma_px_range=(0.8, 1.2)))
-    g = torch.Generator().manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        x, y = trained.sample(8, (32, 32), g, ProceduralContent())
-        loss_value = F.mse_loss(model(x), y)
-        opt.zero_grad()
-        loss_value.backward()
-        opt.step()
-    return model.eval()
-
-
 def _setting_b(afterglow_fraction: float = 0.0) -> StemAdfSimulator:
     """Setting B: low dose, coarse lattices, broad probe."""
     return StemAdfSimulator(StemConfig(dose_e_per_px_range=(1.5, 1.5),
@@ -78,8 +54,10 @@ def _setting_b(afterglow_fraction: float = 0.0) -> StemAdfSimulator:
 
 
 @pytest.mark.parametrize("loss", ["blind_spot", "noise2noise"])
-def test_adaptation_helps_on_a_different_simulator_setting(loss):
-    model = _trained_on_another_setting()
+def test_adaptation_helps_on_a_different_simulator_setting(loss, trained_on_another_setting,
+                                                           held_out_mse):
+    model = trained_on_another_setting()
+    _mse = held_out_mse
     content = ProceduralContent()
     other = _setting_b()
     gb = torch.Generator().manual_seed(100)
@@ -96,11 +74,12 @@ def test_adaptation_helps_on_a_different_simulator_setting(loss):
     assert after < 0.8 * before  # > 1 dB better on frames never seen, without clean targets
 
 
-def test_structured_blind_spot_adapts_where_row_correlated_noise_defeats_the_plain_one():
+def test_structured_blind_spot_adapts_where_row_correlated_noise_defeats_the_plain_one(
+        trained_on_another_setting, held_out_mse):
     """Setting B with afterglow 0.5 along the rows (real HAADF frames show lag-1 correlations of
     0.3-0.5): single-pixel blind spots let the network read each spot's noise off its row
     neighbours, so adapting barely helps; hiding the measured span either side does."""
-    base = _trained_on_another_setting()
+    base, _mse = trained_on_another_setting(), held_out_mse
     content = ProceduralContent()
     other = _setting_b(afterglow_fraction=0.5)
     gb = torch.Generator().manual_seed(100)
