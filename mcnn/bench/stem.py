@@ -429,7 +429,8 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
     test_cfg = shifted_simulator_config(
         train_cfg, settings.spacing_scale, settings.atom_sigma_scale,
         {"noise_correlation_px": settings.noise_correlation_px,
-         "scan_afterglow": settings.scan_afterglow, **settings.simulator})
+         "scan_afterglow": settings.scan_afterglow, "scan_afterglow_range": None,
+         **settings.simulator})
     content = build_content(TypeAdapter(ContentConfig).validate_python(
         data.get("content") or {"kind": "procedural"}), split="val")
     pixel_size_pm = test_cfg.pixel_size_pm

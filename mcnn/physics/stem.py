@@ -418,7 +418,11 @@ class StemAdfSimulator(Simulator):
         configured; each drawn per frame)."""
         c = self.config
         counts = poisson_counts(clean, dose_e_per_px, generator)
-        if c.scan_afterglow > 0:
+        if c.scan_afterglow_range is not None:
+            fractions = uniform(counts.shape[0], *c.scan_afterglow_range, generator)
+            counts = torch.cat([afterglow(frame[None], float(a)) if a > 0 else frame[None]
+                                for frame, a in zip(counts, fractions, strict=True)])
+        elif c.scan_afterglow > 0:
             counts = afterglow(counts, c.scan_afterglow)
         if c.noise_correlation_px > 0:
             counts = counts + c.detector_noise_e * row_correlated_normal(

@@ -139,6 +139,19 @@ def test_afterglow_keeps_the_mean_and_correlates_neighbours_by_its_fraction():
                                rtol=1e-3)
 
 
+def test_afterglow_range_draws_a_fraction_per_frame():
+    sim = StemAdfSimulator(StemConfig(scan_afterglow_range=(0.0, 0.5), scan_jitter_px=0.0,
+                                      drift_px_max=0.0))
+    x = sim(torch.ones(8, 1, 96, 256), torch.full((8,), 20.0), _gen(13))
+    lags = []
+    for frame in x:
+        d = frame[0] - frame[0].mean()
+        lags.append(float((d[:, :-1] * d[:, 1:]).mean() / d.var()))
+    assert all(-0.05 < lag < 0.55 for lag in lags)
+    assert max(lags) - min(lags) > 0.15  # one value per frame, not one for the batch
+    assert abs(float(x.mean()) - 1.0) < 0.01  # afterglow keeps the mean
+
+
 class _FixedContent:
     def __init__(self) -> None:
         self.image = torch.rand(1, 1, *SIZE, generator=_gen(9))
@@ -162,7 +175,9 @@ def test_natural_image_targets_are_the_content_scaled_to_mean_one():
 
 @pytest.mark.parametrize("field, value", [("vacuum_fraction_range", (0.5, 0.2)),
                                           ("vacuum_fraction_range", (0.2, 1.0)),
-                                          ("scan_afterglow", 1.0)])
+                                          ("scan_afterglow", 1.0),
+                                          ("scan_afterglow_range", (0.3, 0.1)),
+                                          ("scan_afterglow_range", (0.0, 1.0))])
 def test_bad_new_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         StemConfig(**{field: value})
