@@ -27,8 +27,9 @@ The offset comes from a dark frame (beam blanked) or a dark region when given (i
 variance is ``r**2``). Otherwise, at low dose most pixels received no electron: when one frame
 shows that zero-electron peak (its mode, with a spread below it well under the pixels' noise
 and under half of one electron's step) the offset is the peak and the read noise its spread,
-and the gain is refitted through that point. Failing that, the offset is the line's intercept assuming no read noise,
-which at low dose is off by ``r**2 / gain`` counts: give a dark frame there. The result is a
+and the gain is refitted through that point. Failing that, the offset is the line's intercept
+assuming no read noise, which at low dose is off by ``r**2 / gain`` counts: give a dark frame
+there. The result is a
 :class:`NoiseCalibration`, saved as JSON and used by ``mcnn.stem.normalise`` and by the simulator
 (``simulator_overrides``).
 """
@@ -58,7 +59,8 @@ class NoiseCalibration(BaseModel):
     read_noise_counts: float = Field(default=0.0, ge=0, description="Gaussian read noise std.")
     method: Literal["frame_pairs", "single_frame", "given"] = "given"
     offset_from: Literal["dark", "zero_peak", "intercept", "given"] = "given"
-    patches: int = Field(default=0, ge=0, description="Patches in the mean-variance fit.")
+    patches: int = Field(default=0, ge=0,
+                         description="Brightness bins kept in the mean-variance fit.")
     fit_r2: float | None = Field(default=None, description="R^2 of the mean-variance line.")
     sources: list[str] = Field(default_factory=list, description="Frames it was fitted on.")
 
