@@ -13,8 +13,9 @@ import numpy as np
 from apps.stem_figures import scale_bar
 from mcnn.utils.atomic import atomic_write_bytes
 
-TITLES = {"raw": "raw", "mcnn": "MCNN", "mcnn_resampled": "MCNN (resampled)", "gaussian": "Gaussian (oracle)", "bm3d": "BM3D (oracle)",
-          "clean": "clean"}
+TITLES = {"raw": "raw", "mcnn": "MCNN", "mcnn_resampled": "MCNN (resampled)",
+          "gaussian": "Gaussian (oracle)", "bm3d": "BM3D (oracle)",
+          "bm3d_vst": "BM3D + Anscombe", "clean": "clean"}
 
 
 def stem_bench_figure(result: Any, path: Path) -> Path:
@@ -34,7 +35,7 @@ def stem_bench_figure(result: Any, path: Path) -> Path:
                if r["target_snr_db"] == (summary["settings"]["figure_snr_db"]
                                          if summary["settings"]["figure_snr_db"] is not None
                                          else min(summary["settings"]["snrs_db"])))
-    names = [n for n in ("raw", "mcnn", "mcnn_resampled", "gaussian", "bm3d", "clean")
+    names = [n for n in ("raw", "mcnn", "mcnn_resampled", "gaussian", "bm3d", "bm3d_vst", "clean")
              if n in frames[0]]
     ps = None if result.pixel_size_pm is None else PixelSize(result.pixel_size_pm,
                                                              result.pixel_size_pm, "pm")

@@ -13,10 +13,13 @@ import pytest
 
 from mcnn.bench.stem import (
     StemBenchSettings,
+    anscombe,
     best_gaussian_sigma,
+    bm3d_vst_frames,
     detect_atoms,
     false_atoms_per_kpx,
     gaussian,
+    inverse_anscombe,
     make_test_frames,
     match_atoms,
     method_metrics,
@@ -145,6 +148,28 @@ def test_bm3d_runs_with_its_oracle_sigma_when_importable(run, monkeypatch):
         int(np.argmin(mse))]), rel=1e-3)
     assert result.summary["timing_ms_per_frame"]["mcnn_speedup_vs_bm3d"] > 0
     assert "BM3D (oracle" in result.summary["table_markdown"]
+    assert _finite(row["methods"]["bm3d_vst"]["psnr_db"])
+    assert "BM3D + Anscombe (no oracle)" in result.summary["table_markdown"]
+
+
+@pytest.mark.parametrize("mean_e", [0.05, 0.5, 2.0, 20.0])
+def test_the_anscombe_inverse_is_unbiased_at_low_counts(mean_e):
+    """The closed-form exact unbiased inverse recovers the mean count where the algebraic
+    inverse ((d / 2)^2 - 3/8) is 10-30% low at 2 e/px and below."""
+    rng = np.random.default_rng(0)
+    d = anscombe(rng.poisson(mean_e, 2_000_000)).mean()
+    assert inverse_anscombe(np.array([d]))[0] == pytest.approx(mean_e, rel=0.01)
+    if mean_e <= 2.0:
+        assert (d / 2) ** 2 - 3 / 8 < 0.9 * mean_e
+
+
+def test_bm3d_after_anscombe_keeps_the_dose_of_a_flat_field():
+    bm3d = pytest.importorskip("bm3d")  # the optional package (its own licence); skipped without
+    rng = np.random.default_rng(1)
+    frames = rng.poisson(2.0, (1, 64, 64)) / 2.0  # model units: electrons / dose
+    out = bm3d_vst_frames(bm3d, frames, 2.0)
+    assert float(out.mean()) == pytest.approx(1.0, rel=0.03)
+    assert float(out.std()) < 0.25 * float(frames.std())
 
 
 def test_a_model_without_stem_training_data_is_refused(run, tmp_path):
