@@ -12,7 +12,8 @@ Most explicit first:
 Resolution tags in **inches** are a display density (72, 96 or 300 dpi is what Pillow, Photoshop
 and most "export as TIFF" write), not a size at the specimen: a 72-dpi figure is not a 353 um
 pixel, so they give no pixel size (the dpi is kept in the image's ``meta``). Sizes come back in
-micrometres; unknown units are kept as written.
+micrometres, except picometres, which are kept as ``pm`` (STEM pixel sizes stay readable, as
+our ImageJ outputs write them); unknown units are kept as written.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ log = logging.getLogger(__name__)
 
 LENGTH_UNITS_UM = {
     "um": 1.0, "micron": 1.0, "microns": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0,
-    "nm": 1e-3, "pm": 1e-6, "a": 1e-4, "å": 1e-4, "angstrom": 1e-4, "mm": 1e3, "cm": 1e4,
+    "nm": 1e-3, "a": 1e-4, "å": 1e-4, "angstrom": 1e-4, "mm": 1e3, "cm": 1e4,
     "m": 1e6, "inch": 25400.0, "in": 25400.0,
 }
 
 
 @dataclass(frozen=True)
 class TiffPixelSize:
-    """(y, x) of one pixel in ``unit`` (``um`` for every length unit) and the convention read."""
+    """(y, x) of one pixel in ``unit`` (``um`` for the length units of ``LENGTH_UNITS_UM``, else
+    as written, e.g. ``pm``) and the convention read."""
 
     y: float
     x: float

@@ -19,10 +19,13 @@ def test_ome_physical_size_with_its_unit(tmp_path):
     tifffile.imwrite(tmp_path / "ome.ome.tif", np.zeros((2, 16, 16), np.uint16), ome=True,
                      metadata={"axes": "ZYX", "PhysicalSizeX": 12.5, "PhysicalSizeXUnit": "pm",
                                "PhysicalSizeY": 15.0, "PhysicalSizeYUnit": "pm"})
-    y, x, source = _size_um(tmp_path / "ome.ome.tif")
-    assert (y, x, source) == (pytest.approx(15e-6), pytest.approx(12.5e-6), "ome")
-    assert read_raw(tmp_path / "ome.ome.tif").pixel_size.to("pm") == PixelSize(
-        pytest.approx(15.0), pytest.approx(12.5), "pm")
+    raw = read_raw(tmp_path / "ome.ome.tif")
+    assert raw.meta["pixel_size_from"] == "ome"
+    assert raw.pixel_size.to("pm") == PixelSize(pytest.approx(15.0), pytest.approx(12.5), "pm")
+    tifffile.imwrite(tmp_path / "nm.ome.tif", np.zeros((8, 8), np.uint16), ome=True,
+                     metadata={"PhysicalSizeX": 0.02, "PhysicalSizeXUnit": "nm",
+                               "PhysicalSizeY": 0.02, "PhysicalSizeYUnit": "nm"})
+    assert _size_um(tmp_path / "nm.ome.tif") == (pytest.approx(2e-5), pytest.approx(2e-5), "ome")
 
 
 def test_ome_without_a_unit_is_micrometres(tmp_path):
