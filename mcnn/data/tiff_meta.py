@@ -126,10 +126,12 @@ def tiff_pixel_size(tif: Any) -> tuple[TiffPixelSize | None, dict[str, Any]]:
     """The pixel size an open ``tifffile.TiffFile`` records (None: none that is physical) and
     what to add to the image's ``meta`` (``pixel_size_from``, or ``tiff_dpi`` for a display
     density that was not taken as a size)."""
-    found = _from_ome(tif)
     resolution, dpi = _from_resolution(tif)
-    for candidate in (found, resolution if resolution and resolution.source == "imagej" else None,
-                      _from_fei(tif), _from_zeiss(tif), resolution):
+    imagej = resolution if resolution is not None and resolution.source == "imagej" else None
+    readers = (lambda: _from_ome(tif), lambda: imagej, lambda: _from_fei(tif),
+               lambda: _from_zeiss(tif), lambda: resolution)
+    for read in readers:  # most explicit first; later conventions are not parsed once one fits
+        candidate = read()
         if candidate is not None:
             return candidate, {"pixel_size_from": candidate.source}
     return None, ({"tiff_dpi": round(dpi, 3)} if dpi else {})
