@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mcnn.data.units import LENGTH_NM, nm_per
 from mcnn.utils.atomic import atomic_path
 
 MAX_PIXELS = 2**28
@@ -79,17 +80,13 @@ class PixelSize:
         return f"{self.y:.4g} x {self.x:.4g} {self.unit} (y x)"
 
 
-_UNIT_NM = {"pm": 1e-3, "nm": 1.0, "a": 0.1, "å": 0.1, "angstrom": 0.1, "um": 1e3, "µm": 1e3,
-            "μm": 1e3, "micron": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9, "inch": 2.54e7}
-
-
 def length_in(value: float, unit: str, to: str) -> float:
     """``value`` in length ``unit`` expressed in ``to``; a non-length unit is a ValueError."""
-    try:
-        return value * _UNIT_NM[unit.strip().lower()] / _UNIT_NM[to.strip().lower()]
-    except KeyError:
+    a, b = nm_per(unit), nm_per(to)
+    if a is None or b is None:
         raise ValueError(f"cannot convert {unit!r} to {to!r}: expected lengths in "
-                         f"{', '.join(sorted(_UNIT_NM))}") from None
+                         f"{', '.join(sorted(LENGTH_NM))}")
+    return value * a / b
 
 
 def parse_length(text: str, default_unit: str = "nm") -> tuple[float, str]:

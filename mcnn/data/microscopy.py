@@ -47,16 +47,11 @@ from mcnn.data.image_io import (
     RawImage,
     check_declared_size,
 )
+from mcnn.data.units import nm_per
 
 logger = logging.getLogger(__name__)
 
 EXTRA_HINT = 'pip install "mcnn-imaging[microscopy]"'
-
-# Length units to nanometres; keys lower-case.
-_LENGTH_NM = {
-    "pm": 1e-3, "nm": 1.0, "a": 0.1, "å": 0.1, "angstrom": 0.1, "ang": 0.1,
-    "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "mm": 1e6, "m": 1e9,
-}
 
 
 def _import(path: Path, module: str, what: str) -> Any:
@@ -85,7 +80,7 @@ def canonical_pixel_size(
     u = (unit or "").strip()
     if not u or u.lower() in ("px", "pixel", "pixels", "<auto>") or not (scale_y > 0 and scale_x > 0):
         return None
-    factor = _LENGTH_NM.get(u.lower())
+    factor = nm_per(u)
     if factor is None:
         return PixelSize(float(scale_y), float(scale_x), u)
     y_nm, x_nm = scale_y * factor, scale_x * factor

@@ -23,19 +23,15 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger(__name__)
+from mcnn.data.units import nm_per
 
-LENGTH_UNITS_UM = {
-    "um": 1.0, "micron": 1.0, "microns": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0,
-    "nm": 1e-3, "a": 1e-4, "å": 1e-4, "angstrom": 1e-4, "mm": 1e3, "cm": 1e4,
-    "m": 1e6, "inch": 25400.0, "in": 25400.0,
-}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TiffPixelSize:
-    """(y, x) of one pixel in ``unit`` (``um`` for the length units of ``LENGTH_UNITS_UM``, else
-    as written, e.g. ``pm``) and the convention read."""
+    """(y, x) of one pixel in ``unit`` (``um`` for lengths, except ``pm``, which stays ``pm``
+    as our ImageJ outputs write it; any other unit as written) and the convention read."""
 
     y: float
     x: float
@@ -46,10 +42,10 @@ class TiffPixelSize:
 def _in_um(y: float, x: float, unit: str, source: str) -> TiffPixelSize | None:
     if not (y > 0 and x > 0):
         return None
-    factor = LENGTH_UNITS_UM.get(unit.strip().lower())
-    if factor is None:
+    nm = nm_per(unit)
+    if nm is None or unit.strip().lower() == "pm":
         return TiffPixelSize(y, x, unit.strip(), source)
-    return TiffPixelSize(y * factor, x * factor, "um", source)
+    return TiffPixelSize(y * nm * 1e-3, x * nm * 1e-3, "um", source)
 
 
 def _float(value: Any) -> float | None:
