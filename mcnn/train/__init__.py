@@ -13,7 +13,7 @@ _HOMES = {
     "OptimConfig": "config",
     "TrainConfig": "config",
     "Trainer": "trainer",
-    "TrainingError": "trainer",
+    "TrainingError": "errors",
 }
 
 __all__ = sorted(_HOMES)

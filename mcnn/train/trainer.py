@@ -38,7 +38,10 @@ from mcnn.losses import (
 from mcnn.models import MCNN, count_parameters
 from mcnn.train import checkpoint as ckpt
 from mcnn.train.config import TrainConfig
+from mcnn.train.errors import TrainingError
 from mcnn.train.figures import save_comparison
+from mcnn.train.init_weights import check_data_fits_model, load_init_weights
+from mcnn.train.lr_schedule import lr_factor
 from mcnn.train.metrics import all_metrics
 from mcnn.train.progress import ProgressReporter, hms
 from mcnn.train.resume import config_differences, saved_run_config
@@ -48,10 +51,6 @@ from mcnn.train.sampling import EpochSampler, loader_workers
 from mcnn.train.stopping import StopFlag
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(ValueError):
-    """Training cannot go on for a reason the user can fix; the message says which."""
 
 
 # What a run writes into its folder; --overwrite removes these and nothing else.
@@ -68,68 +67,6 @@ class _MultiScale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.module.forward_multiscale(x)
-
-
-def lr_factor(cfg: TrainConfig, step: int, horizon: int) -> float:
-    """The learning-rate multiplier after ``step`` steps of a schedule that spans ``horizon`` steps.
-
-    Past the horizon (an extended run) cosine holds its final value and step decay keeps its period.
-    """
-    o = cfg.optim
-    if o.warmup_steps and step < o.warmup_steps:
-        return (step + 1) / o.warmup_steps
-    if o.schedule == "cosine":
-        t = (step - o.warmup_steps) / max(horizon - o.warmup_steps, 1)
-        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1)))
-    if o.schedule == "step":
-        return o.step_gamma ** ((step - o.warmup_steps) // o.step_every)
-    return 1.0
-
-
-def _check_data(cfg: TrainConfig, train: PairDataset) -> None:
-    x, y = train[0]
-    m = cfg.model
-    problems = []
-    if x.shape[0] != m.in_channels:
-        problems.append(f"model.in_channels={m.in_channels} but the data inputs have {x.shape[0]}")
-    if y.shape[0] != m.out_channels:
-        problems.append(f"model.out_channels={m.out_channels} but the data targets have {y.shape[0]}")
-    scale = y.shape[-1] / x.shape[-1]
-    if scale != m.output_scale or y.shape[-2] / x.shape[-2] != m.output_scale:
-        problems.append(
-            f"model.output_scale={m.output_scale} but targets {tuple(y.shape[-2:])} / inputs "
-            f"{tuple(x.shape[-2:])} give {scale:g}"
-        )
-    if problems:
-        raise TrainingError("; ".join(problems))
-
-
-def load_init_weights(model: MCNN, path: Path) -> None:
-    """Copy the weights of the checkpoint at ``path`` (a run or checkpoint folder, or a
-    model.safetensors) into ``model``; a different architecture is a one-line ``TrainingError``
-    naming the file and the first mismatch."""
-    from mcnn.weights import CheckpointError, load_model, resolve_model_file
-
-    try:
-        file = resolve_model_file(path)
-        source, source_cfg = load_model(file)
-    except CheckpointError as exc:
-        raise TrainingError(f"train.init_weights: {exc}") from None
-    have, want = source.state_dict(), model.state_dict()
-    problem = next((f"tensor {k} has shape {list(have[k].shape)} there but {list(v.shape)} here"
-                    for k, v in want.items() if k in have and have[k].shape != v.shape), None)
-    missing = [k for k in want if k not in have] + [k for k in have if k not in want]
-    if problem is None and missing:
-        where = "here only" if missing[0] in want else "there only"
-        problem = f"tensor {missing[0]} is {where}"
-    if problem is not None:
-        mine, theirs = model.config.model_dump(), source_cfg.model_dump()
-        diff = [f"model.{k}={theirs.get(k)!r} there, {v!r} here" for k, v in mine.items()
-                if v != theirs.get(k)]
-        raise TrainingError(f"train.init_weights: {file}: architecture differs from model ("
-                            + ("; ".join(diff[:3]) or problem) + ")")
-    model.load_state_dict(have)
-    log.info("started from the weights of %s", file)
 
 
 class Trainer:
@@ -167,7 +104,7 @@ class Trainer:
             train_data, val_data = build_datasets(cfg.data, cfg.train.seed)
         self.train_data: PairDataset = train_data
         self.val_data: PairDataset = val_data
-        _check_data(cfg, train_data)
+        check_data_fits_model(cfg, train_data)
         need = cfg.train.batch_size * self.dist.world_size
         if len(train_data) < need:
             raise TrainingError(

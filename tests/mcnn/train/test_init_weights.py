@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mcnn.train.trainer import Trainer, TrainingError
+from mcnn.train.errors import TrainingError
+from mcnn.train.trainer import Trainer
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from mcnn.train.config import TrainConfig
-from mcnn.train.trainer import Trainer, TrainingError, lr_factor
+from mcnn.train.errors import TrainingError
+from mcnn.train.lr_schedule import lr_factor
+from mcnn.train.trainer import Trainer
 
 
 def micro(out_dir, name="run", **over) -> TrainConfig:

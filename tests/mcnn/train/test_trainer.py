@@ -5,7 +5,8 @@ import csv
 import pytest
 import torch
 
-from mcnn.train.trainer import Trainer, TrainingError
+from mcnn.train.errors import TrainingError
+from mcnn.train.trainer import Trainer
 from mcnn.weights import load_model
 
 
