@@ -65,6 +65,9 @@ class DenoiserVsUnetSettings(BaseModel):
     branch_schedule: Literal["constant", "decay"] = Field(
         default="decay", description="Denoiser's side-output weights: constant (equal all run) or "
         "decay (equal at the start, full-resolution output only at the end; the U-Net has none).")
+    branch_decay_fraction: float = Field(
+        default=1.0, gt=0, le=1, description="decay: the fraction of train_steps over which the "
+        "side outputs fade out (1: the whole run; configs/denoise-stem-cpu.yaml uses about 1/3).")
     val_examples: int = Field(default=16, ge=1, description="Held-out frames for the PSNR.")
     dose_e_per_px_range: tuple[float, float] = Field(
         default=(0.04, 2.2), description="Electron dose, e/px (the paper's low-dose range).")
@@ -157,8 +160,7 @@ def train_config(s: DenoiserVsUnetSettings, model: ModelConfig, name: str, out_d
 
     return TrainConfig.model_validate({
         "name": name, "out_dir": str(out_dir), "model": model.model_dump(),
-        "loss": {"branch_schedule": {"kind": "linear", "end": [1.0, 0.0]}
-                 if s.branch_schedule == "decay" and model.branches > 0 else {"kind": "constant"}},
+        "loss": {"branch_schedule": _branch_schedule(s, model)},
         "data": {"kind": "simulated",
                  "simulator": {"name": "stem", "dose_e_per_px_range": list(s.dose_e_per_px_range),
                                "detector_noise_e": 0.05, "row_offset_e": 0.02,
@@ -170,6 +172,13 @@ def train_config(s: DenoiserVsUnetSettings, model: ModelConfig, name: str, out_d
                   "checkpoint_every": s.train_steps, "seed": s.seed, "device": s.device,
                   "precision": "fp32", "tensorboard": False, "sample_images": 0},
     })
+
+
+def _branch_schedule(s: DenoiserVsUnetSettings, model: ModelConfig) -> dict[str, Any]:
+    if s.branch_schedule != "decay" or model.branches == 0:
+        return {"kind": "constant"}
+    end_step = max(1, round(s.train_steps * s.branch_decay_fraction))
+    return {"kind": "linear", "end": [1.0, 0.0], "end_step": end_step}
 
 
 def held_out_psnr_db(model: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor) -> float:

@@ -2,6 +2,7 @@
 U-Net, and a tiny end-to-end run whose JSON carries every figure."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,9 @@ from mcnn.bench.denoiser_vs_unet import (
     denoiser_config,
     match_unet_width,
     run_denoiser_vs_unet,
+    train_config,
     trainable_parameters,
+    unet_config,
 )
 from mcnn.models import MCNN, count_parameters
 
@@ -66,6 +69,17 @@ def test_tiny_paired_run_reports_params_speeds_ratio_and_psnrs():
     assert all(math.isfinite(t[k]["psnr_db"]) for k in ("denoiser", "unet"))
     assert t["psnr_gain_db"] == pytest.approx(t["denoiser"]["psnr_db"] - t["unet"]["psnr_db"],
                                               abs=2e-3)
+
+
+def test_side_outputs_fade_over_the_asked_fraction_of_the_run():
+    s = DenoiserVsUnetSettings(train_steps=1500, branch_decay_fraction=0.33)
+    den = denoiser_config(s)
+    sched = train_config(s, den, "d", Path("unused")).loss.branch_schedule
+    assert (sched.kind, sched.end, sched.end_step) == ("linear", [1.0, 0.0], 495)
+    whole = train_config(DenoiserVsUnetSettings(train_steps=1500), den, "d", Path("unused"))
+    assert whole.loss.branch_schedule.end_step == 1500
+    unet = train_config(s, unet_config(den, 8, 64), "u", Path("unused"))
+    assert unet.loss.branch_schedule.kind == "constant"  # no side outputs to fade
 
 
 def test_no_training_when_steps_is_zero_and_a_bad_width_is_a_one_line_error():
