@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--resample", action="store_true",
                    help="also run MCNN at its training pixel size (stem-denoise --resample), for "
                    "test frames at another --set simulator.pixel_size_pm")
+    m.add_argument("--flip-ensemble", action="store_true",
+                   help="also run MCNN averaged over each frame's mirror images "
+                   "(stem-denoise --flip-ensemble)")
     m.add_argument("--save-frames", type=Path, metavar="DIR",
                    help="also write the figure's frames as detector files for stem-denoise: "
                    "raw.tif (counts = 500 + 8 x electrons, pixel size), clean.tif, "
@@ -410,7 +413,8 @@ def _stem(args: argparse.Namespace) -> int:
     flags = {"snrs_db": args.snrs, "frames": args.frames, "size_px": size, "seed": args.seed,
              "spacing_scale": args.spacing_scale, "atom_sigma_scale": args.atom_sigma_scale,
              "use_bm3d": False if args.no_bm3d else None, "device": args.device,
-             "resample": True if args.resample else None}
+             "resample": True if args.resample else None,
+             "flip_ensemble": True if args.flip_ensemble else None}
     settings = load_command_config(StemBenchSettings, None, args, flags)
     if args.print_config:
         print_config(settings)

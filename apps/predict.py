@@ -69,12 +69,32 @@ def build_parser() -> argparse.ArgumentParser:
                    "native bf16 it can be 1.2-1.6x faster)")
     p.add_argument("--memory-mb", type=float, metavar="MB",
                    help="memory one forward pass may use (default: 60%% of free device memory)")
+    p.add_argument("--flip-ensemble", action="store_true",
+                   help="average the model over each frame and its three mirror images (4x the "
+                   "compute); only for models trained on the stem, defocus or laplacian "
+                   "simulators, whose tasks commute with mirroring")
     p.add_argument("--channels-last", action="store_true",
                    help="read 3-D TIFF/NPY as (H, W, C) images, not as stacks of frames")
     add_unit_arguments(p)
     add_pixel_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
+
+
+MIRROR_SYMMETRIC_SIMULATORS = ("stem", "defocus", "laplacian")
+
+
+def check_mirror_symmetric(training: dict[str, Any] | None, checkpoint: Path) -> None:
+    """--flip-ensemble averages over mirror images, which is right only for a task that commutes
+    with mirroring; a camera-to-screen map (or data we cannot see) does not, so it is refused."""
+    sim = ((training or {}).get("simulator") or {}).get("name")
+    if sim in MIRROR_SYMMETRIC_SIMULATORS:
+        return
+    what = f"{sim!r} simulator data" if sim else (
+        f"{(training or {}).get('kind')!r} data" if training else "data it does not record")
+    raise ValueError(f"--flip-ensemble: {checkpoint} was trained on {what}, whose mapping may not "
+                     "commute with mirroring; only for models of the "
+                     f"{', '.join(MIRROR_SYMMETRIC_SIMULATORS)} simulators")
 
 
 def input_files(inputs: list[Path]) -> list[Path]:
@@ -205,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         check_output_folder(args.out)
         predictor = Predictor.from_checkpoint(
             args.checkpoint, device=args.device, precision=args.precision, tile_size=args.tile,
-            overlap=args.overlap, memory_budget_mb=args.memory_mb,
+            overlap=args.overlap, memory_budget_mb=args.memory_mb, flip_ensemble=args.flip_ensemble,
         )
+        if args.flip_ensemble:
+            check_mirror_symmetric(predictor.training_data, args.checkpoint)
         cin = predictor.config.in_channels
         training = predictor.training_data
         stem = is_stem_training(training)
@@ -295,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                           "frames": sum(g[1] for g in good), "device": str(predictor.device),
                           "seconds": round(seconds, 3),
                           "units": f"stem ({args.output_units})" if stem else "image policy",
-                          "warnings": sorted(warned)}))
+                          "flip_ensemble": args.flip_ensemble, "warnings": sorted(warned)}))
         if failed and len(files) == 1:
             return 2  # its one error line says it all
         if failed:

@@ -104,6 +104,9 @@ class StemBenchSettings(BaseModel):
     resample: bool = Field(
         default=False, description="Also run MCNN at its training pixel size, as stem-denoise "
         "--resample does ('mcnn_resampled'): for test frames at another simulator.pixel_size_pm.")
+    flip_ensemble: bool = Field(
+        default=False, description="Also run MCNN averaged over each frame's mirror images, as "
+        "stem-denoise --flip-ensemble does ('mcnn_flips', 4x the compute).")
     figure_snr_db: float | None = Field(default=None, description="SNR of the figure (default: lowest).")
     timing_repeats: int = Field(default=5, ge=1, le=1000, description="Timed calls per method.")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N (for the model).")
@@ -485,6 +488,14 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
         notes.append(f"mcnn_resampled: MCNN on the frames resampled to its training pixel size "
                      f"({resampling.pixel_size_model_pm:g} pm, {resampling.shape_model_px[0]} x "
                      f"{resampling.shape_model_px[1]} px) and back, as stem-denoise --resample")
+    flips = None
+    if settings.flip_ensemble:
+        from mcnn.infer import Predictor
+
+        flips = Predictor(predictor.model, device=predictor.device, precision="fp32",
+                          flip_ensemble=True)
+        notes.append("mcnn_flips: MCNN averaged over the frame and its mirror images in x, y "
+                     "and both, as stem-denoise --flip-ensemble")
     result = StemBenchResult(summary={}, pixel_size_pm=pixel_size_pm)
     rows, timing_inputs = [], None
     for k, target in enumerate(settings.snrs_db):
@@ -494,6 +505,8 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
         outputs: dict[str, np.ndarray] = {"raw": noisy}
         with torch.inference_mode():
             outputs["mcnn"] = np.asarray(predictor.predict(noisy[:, None]))[:, 0]
+            if flips is not None:
+                outputs["mcnn_flips"] = np.asarray(flips.predict(noisy[:, None]))[:, 0]
             if resampling is not None:
                 outputs["mcnn_resampled"] = run_resampled(predictor, noisy, resampling)
         g_sigma, g_mse = best_gaussian_sigma(noisy, clean, settings.gaussian_sigmas_px)
@@ -550,7 +563,8 @@ def run_stem_bench(checkpoint: Path, settings: StemBenchSettings,
             timing_inputs = (noisy[0], g_sigma, row.get("bm3d_sigma_psd"))
     assert timing_inputs is not None  # set on the last SNR at the latest
     frame, g_sigma, b_sigma = timing_inputs
-    timing = _time_methods(predictor, frame, g_sigma, bm3d, b_sigma, settings.timing_repeats)
+    timing = _time_methods(predictor, frame, g_sigma, bm3d, b_sigma, settings.timing_repeats,
+                           flips)
     result.summary = {
         "benchmark": "stem", "checkpoint": str(checkpoint),
         "settings": settings.model_dump(mode="json"),
@@ -576,21 +590,25 @@ def _px_ranges(sim: dict[str, Any]) -> tuple[list[float], list[float]]:
 
 
 def _time_methods(predictor: Any, frame: np.ndarray, g_sigma: float, bm3d: Any,
-                  b_sigma: float | None, repeats: int) -> dict[str, Any]:
+                  b_sigma: float | None, repeats: int, flips: Any = None) -> dict[str, Any]:
     """Median ms per frame of each method on one frame (host array in, host array out)."""
     from scipy.ndimage import gaussian_filter
 
     cpu = torch.device("cpu")
     x = np.ascontiguousarray(frame, np.float32)
 
-    def mcnn() -> None:
-        with torch.inference_mode():
-            predictor.predict(x)
+    def run(p: Any) -> Callable[[], Any]:
+        def call() -> None:
+            with torch.inference_mode():
+                p.predict(x)
+        return call
 
     fns: dict[str, tuple[Callable[[], Any], torch.device]] = {
-        "mcnn": (mcnn, predictor.device),
+        "mcnn": (run(predictor), predictor.device),
         "gaussian": (lambda: gaussian_filter(x, g_sigma, mode="reflect"), cpu),
     }
+    if flips is not None:
+        fns["mcnn_flips"] = (run(flips), flips.device)
     if bm3d is not None and b_sigma is not None:
         fns["bm3d"] = (lambda: bm3d.bm3d(x, sigma_psd=b_sigma), cpu)
     out: dict[str, Any] = {}
@@ -615,6 +633,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
     for row in summary["snrs"]:
         for name, m in row["methods"].items():
             label = {"mcnn": "MCNN", "raw": "raw", "mcnn_resampled": "MCNN (resampled)",
+                     "mcnn_flips": "MCNN (flip ensemble)",
                      "gaussian": f"Gaussian (oracle sigma {row['gaussian_sigma_px']:g} px)",
                      "bm3d": f"BM3D (oracle sigma {row.get('bm3d_sigma_psd', 0):.3g})",
                      "bm3d_vst": "BM3D + Anscombe (no oracle)"}[name]

@@ -287,6 +287,35 @@ def test_stem_unit_options_on_another_model_are_a_one_line_error(tmp_path, capsy
     assert "--dose-e-per-px: only for a model trained on STEM frames" in _one_line_error(capsys)
 
 
+def test_flip_ensemble_gives_what_stem_denoise_gives_and_is_refused_off_mirror_symmetric_data(
+        tiny_stem_run, tmp_path, capsys):
+    from apps import stem_denoise
+    from mcnn.data.image_io import read_raw
+
+    np.save(tmp_path / "f.npy", _stem_frame(1000).astype(np.float32))
+    cal = _calibration(tmp_path, 1000.0)
+    common = ["--calibration", cal, "--device", "cpu", "--flip-ensemble"]
+    assert predict.main([str(tiny_stem_run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "p"),
+                         *common]) == 0
+    assert _last_json(capsys)["flip_ensemble"] is True
+    assert stem_denoise.main([str(tiny_stem_run), str(tmp_path / "f.npy"), "-o",
+                              str(tmp_path / "d"), *common]) == 0
+    capsys.readouterr()
+    got, want = read_raw(tmp_path / "p" / "f.tif").data, read_raw(tmp_path / "d" / "f.tif").data
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-3)
+    # a model that records no training data (or a camera-to-screen map) is refused in one line
+    run = _checkpoint(tmp_path)
+    assert predict.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
+                         "--flip-ensemble"]) == 2
+    assert "--flip-ensemble:" in _one_line_error(capsys)
+    from apps.predict import check_mirror_symmetric
+
+    with pytest.raises(ValueError, match="'screen_rig' simulator data"):
+        check_mirror_symmetric({"kind": "simulated", "simulator": {"name": "screen_rig"}},
+                               Path("run"))
+    check_mirror_symmetric({"kind": "simulated", "simulator": {"name": "defocus"}}, Path("run"))
+
+
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "microscopy"
 
 

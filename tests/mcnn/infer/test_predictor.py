@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mcnn.infer import Predictor
+from mcnn.infer.memory import estimate_inference_bytes
 from mcnn.models import MCNN, ModelConfig
 from mcnn.weights import CheckpointError, save_model
 
@@ -173,3 +174,26 @@ def test_pinned_cuda_streaming_matches_pageable_and_returns_fresh_arrays(tiny_mo
     chunked = Predictor(model, device="cuda", memory_budget_mb=one_frame_mb)  # a frame per pass
     assert chunked.plan(3, 32, 48) == (1, None)
     torch.testing.assert_close(chunked.predict(batch), plain.predict(batch), atol=1e-4, rtol=0)
+
+
+def test_flip_ensemble_averages_the_mirror_images_and_budgets_for_them(
+    tiny_model_x2_multichannel, frame
+):
+    model = tiny_model_x2_multichannel  # output_scale 2 and several channels: flips must line up
+    x = frame(2, 64, 96)
+    plain = Predictor(model, device="cpu")
+    ens = Predictor(model, device="cpu", flip_ensemble=True)
+    with torch.inference_mode():
+        views = [(model(x.flip(d)).flip(d) if d else model(x)) for d in ((), (-1,), (-2,), (-2, -1))]
+    want = torch.stack(views).mean(0)
+    got = ens.predict(x)
+    assert got.shape == plain.predict(x).shape == (1, 3, 128, 192)
+    assert (got - want).abs().max() < 1e-5
+    assert (got - views[0]).abs().max() > 1e-4  # a trained net is not mirror-symmetric: it averages
+    # the same result tiled, and four views count four times against the memory budget
+    tiled = Predictor(model, device="cpu", flip_ensemble=True, tile_size=64, overlap=32)
+    assert (tiled.predict(x) - got).abs().max() < 1e-5
+    per_frame_mb = estimate_inference_bytes(model.config, 64, 96) / 2**20
+    one = Predictor(model, device="cpu", memory_budget_mb=9.5 * per_frame_mb)
+    four = Predictor(model, device="cpu", memory_budget_mb=9.5 * per_frame_mb, flip_ensemble=True)
+    assert one.plan(16, 64, 96) == (9, None) and four.plan(16, 64, 96) == (2, None)
