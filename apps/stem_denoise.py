@@ -109,7 +109,7 @@ def parse_pixel_size(text: str) -> Any:
     reader knows)."""
     import math
 
-    from mcnn.data.image_io import PixelSize, length_in, parse_length
+    from mcnn.data.units import PixelSize, length_in, parse_length
 
     try:
         value, unit = parse_length(text, default_unit="pm")

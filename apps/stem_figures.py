@@ -64,7 +64,7 @@ def scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
 
 def _length_label(value: float, unit: str) -> str:
     """``2000 pm`` -> ``2 nm``: the unit that keeps the number between 1 and 1000."""
-    from mcnn.data.image_io import length_in
+    from mcnn.data.units import length_in
 
     try:
         nm = length_in(value, unit, "nm")

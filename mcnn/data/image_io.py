@@ -36,7 +36,6 @@ imports its library inside the function; the policy, layout rule and errors are 
 from __future__ import annotations
 
 import math
-import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mcnn.data.units import LENGTH_NM, nm_per
+from mcnn.data.units import PixelSize
 from mcnn.utils.atomic import atomic_path
 
 MAX_PIXELS = 2**28
@@ -56,49 +55,6 @@ NonFinite = Literal["error", "zero"]
 
 class ImageFileError(ValueError):
     """A file that cannot be used as an image; the message names it and says what was expected."""
-
-
-@dataclass(frozen=True)
-class PixelSize:
-    """Physical size of one pixel along y (rows) and x (columns), in ``unit`` ("um" when known)."""
-
-    y: float
-    x: float
-    unit: str = "um"
-
-    def scaled(self, factor: float) -> PixelSize:
-        """The pixel size after resampling by ``factor`` (2: twice as many pixels, half as big)."""
-        return PixelSize(self.y / factor, self.x / factor, self.unit)
-
-    def to(self, unit: str) -> PixelSize:
-        """The same size in another length unit ("pm", "nm", "um", "mm", "m", "A")."""
-        return PixelSize(length_in(self.y, self.unit, unit), length_in(self.x, self.unit, unit), unit)
-
-    def __str__(self) -> str:
-        if math.isclose(self.y, self.x, rel_tol=1e-6):
-            return f"{self.x:.4g} {self.unit}"
-        return f"{self.y:.4g} x {self.x:.4g} {self.unit} (y x)"
-
-
-def length_in(value: float, unit: str, to: str) -> float:
-    """``value`` in length ``unit`` expressed in ``to``; a non-length unit is a ValueError."""
-    a, b = nm_per(unit), nm_per(to)
-    if a is None or b is None:
-        raise ValueError(f"cannot convert {unit!r} to {to!r}: expected lengths in "
-                         f"{', '.join(sorted(LENGTH_NM))}")
-    return value * a / b
-
-
-def parse_length(text: str, default_unit: str = "nm") -> tuple[float, str]:
-    """``"10pm"``, ``"0.5 nm"``, ``"12"`` -> (value, unit); the unit must be a length."""
-    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([A-Za-zµμÅå]*)\s*", text)
-    if not m:
-        raise ValueError(f"{text!r}: expected a length such as 10pm or 0.2nm")
-    value, unit = float(m.group(1)), (m.group(2) or default_unit)
-    length_in(1.0, unit, "nm")  # validates the unit
-    if not value > 0:
-        raise ValueError(f"{text!r}: a length must be > 0")
-    return value, unit
 
 
 @dataclass

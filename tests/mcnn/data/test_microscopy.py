@@ -185,7 +185,7 @@ def test_tiff_stack_reads_lazily_frame_by_frame(tmp_path):
 
 
 def test_pixel_size_conversion_and_lengths():
-    from mcnn.data.image_io import parse_length
+    from mcnn.data.units import parse_length
 
     assert PixelSize(0.5, 0.5, "nm").to("pm").x == pytest.approx(500.0)
     assert parse_length("10pm") == (10.0, "pm") and parse_length("0.2 nm") == (0.2, "nm")

@@ -2,10 +2,9 @@
 
 import pytest
 
-from mcnn.data.image_io import PixelSize, length_in, parse_length
 from mcnn.data.microscopy import canonical_pixel_size
 from mcnn.data.tiff_meta import _in_um
-from mcnn.data.units import nm_per
+from mcnn.data.units import PixelSize, length_in, nm_per, parse_length
 
 
 @pytest.mark.parametrize(
