@@ -509,7 +509,7 @@ def _microscopy(suffixes: tuple[str, ...]) -> None:
     register_reader(suffixes, entry(0), entry(1))
 
 
-for _group in ((".dm3", ".dm4", ".emd", ".ser"), (".mrc", ".mrcs"), (".h5", ".hdf5")):
+for _group in ((".dm3", ".dm4", ".emd", ".ser", ".hspy"), (".mrc", ".mrcs"), (".h5", ".hdf5")):
     _microscopy(_group)
 
 

@@ -9,6 +9,7 @@ suffix               library         what is read
 ``.dm3``, ``.dm4``   rosettasciio    Gatan DigitalMicrograph images and stacks
 ``.emd``             rosettasciio    Velox EMD and Berkeley (NCEM) EMD, both HDF5
 ``.ser``             rosettasciio    FEI/TIA series; the ``.emi`` beside it supplies calibrations
+``.hspy``            rosettasciio    HyperSpy's own HDF5 files (what ``s.save()`` writes)
 ``.mrc``, ``.mrcs``  mrcfile         MRC images and stacks (voxel size in angstrom)
 ``.h5``, ``.hdf5``   h5py            one dataset, named as ``file.h5#/group/dataset``
 ===================  ==============  =============================================================
@@ -159,6 +160,11 @@ _META_KEYS: dict[str, dict[str, tuple[tuple[str, ...], float]]] = {
 def _time_meta(fmt: str, md: dict, om: dict) -> dict[str, Any]:
     """dwell_time_s, frame_time_s, acquisition_time (ISO 8601) and detector, where the file has
     them (``_META_KEYS``)."""
+    if fmt == "hspy":  # HyperSpy keeps the original file's tree: try each microscope's keys
+        for origin in ("dm", "velox", "tia"):
+            found = _time_meta(origin, md, om)
+            if set(found) - {"acquisition_time"}:
+                return found
     out: dict[str, Any] = {}
     for name, (keys, to_s) in _META_KEYS.get(fmt, {}).items():
         value = _find(om, *keys)
@@ -198,6 +204,7 @@ _RSCIIO = {
     ".dm4": ("digitalmicrograph", "dm", "Gatan DigitalMicrograph"),
     ".emd": ("emd", "velox", "EMD"),
     ".ser": ("tia", "tia", "FEI/TIA SER"),
+    ".hspy": ("hspy", "hspy", "HyperSpy HDF5"),
 }
 
 
@@ -352,7 +359,7 @@ def _open_berkeley(path: Path) -> FrameStack:
 
 
 def read_rsciio(path: Path, max_pixels: int) -> RawImage:
-    """DM3/DM4, Velox/Berkeley EMD or SER, decoded fully (use ``open_rsciio`` for series).
+    """DM3/DM4, Velox/Berkeley EMD, SER or HyperSpy HDF5, decoded fully (use ``open_rsciio`` for series).
     ``file.emd#HAADF`` (a signal title, or its index) picks one of several signals."""
     if path.suffix.lower() == ".emd" and not _is_velox(path):
         with _open_berkeley(path) as stack:
@@ -536,7 +543,7 @@ def open_hdf5(path: Path) -> FrameStack:
 
 READERS: dict[tuple[str, ...], tuple[Callable[[Path, int], RawImage], Callable[[Path], FrameStack]]]
 READERS = {
-    (".dm3", ".dm4", ".emd", ".ser"): (read_rsciio, open_rsciio),
+    (".dm3", ".dm4", ".emd", ".ser", ".hspy"): (read_rsciio, open_rsciio),
     (".mrc", ".mrcs"): (read_mrc, open_mrc),
     (".h5", ".hdf5"): (read_hdf5, open_hdf5),
 }

@@ -377,3 +377,24 @@ def test_flip_ensemble_makes_the_output_of_a_mirrored_frame_the_mirrored_output(
     assert np.abs(flips[2] - flips[0][::-1]).max() < 1e-4 * scale
     assert np.abs(plain[1] - plain[0][:, ::-1]).max() > 1e-3 * scale
     assert np.abs(flips[0] - plain[0]).mean() < 0.25 * scale  # the same denoiser, averaged
+
+
+def test_a_hyperspy_file_is_denoised_with_its_pixel_size(run, tmp_path, capsys):
+    """What HyperSpy users save (``s.save("scan.hspy")``) goes straight in."""
+    from rsciio.hspy import file_writer
+
+    rng = np.random.default_rng(4)
+    frames = (1000 + 4 * rng.poisson(2.0, (2, 32, 40))).astype(np.float32)
+    axes = [{"name": n, "size": k, "scale": sc, "offset": 0.0, "units": u, "navigate": nav}
+            for n, k, sc, u, nav in (("frame", 2, 1.0, "", True), ("y", 32, 0.02, "nm", False),
+                                     ("x", 40, 0.02, "nm", False))]
+    file_writer(str(tmp_path / "scan.hspy"), {
+        "data": frames, "axes": axes, "metadata": {"General": {"title": "HAADF"}},
+        "original_metadata": {}, "attributes": {"_lazy": False}, "tmp_parameters": {},
+        "learning_results": {}, "models": {}, "package_info": {"name": "hyperspy"}})
+    assert stem_denoise.main([str(run), str(tmp_path / "scan.hspy"), "-o",
+                              str(tmp_path / "out")]) == 0
+    assert _summary(capsys)["frames"] == 2
+    out = read_raw(tmp_path / "out" / "scan.tif")
+    assert out.data.shape == (2, 32, 40) and out.pixel_size.to("pm").x == pytest.approx(20.0)
+    assert np.allclose(out.data.mean(axis=(1, 2)), frames.mean(axis=(1, 2)), rtol=0.02)

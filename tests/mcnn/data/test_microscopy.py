@@ -175,6 +175,59 @@ def test_berkeley_emd_written_with_ncempy(tmp_path):
     assert raw.pixel_size.to("pm").x == pytest.approx(20.0, rel=1e-5)
 
 
+def _write_hspy(path: Path, data: np.ndarray, axes: list[dict], title: str = "HAADF",
+                original: dict | None = None) -> Path:
+    """A HyperSpy HDF5 file written by rosettasciio's own writer (what ``s.save()`` calls)."""
+    from rsciio.hspy import file_writer
+
+    file_writer(str(path), {
+        "data": data, "axes": axes, "original_metadata": original or {},
+        "metadata": {"General": {"title": title, "date": "2026-03-04", "time": "10:11:12"},
+                     "Signal": {"signal_type": ""}},
+        "attributes": {"_lazy": False}, "tmp_parameters": {}, "learning_results": {},
+        "models": {}, "package_info": {"name": "hyperspy", "version": "2.3"}})
+    return path
+
+
+def _axis(name: str, size: int, scale: float, units: str, navigate: bool = False) -> dict:
+    return {"name": name, "size": size, "scale": scale, "offset": 0.0, "units": units,
+            "navigate": navigate}
+
+
+def test_hyperspy_file_series_with_units_and_the_original_dm_tree(tmp_path):
+    frames = np.random.default_rng(3).poisson(4.0, (3, 20, 28)).astype(np.uint16)
+    frames[1] += 7  # frame order must be kept
+    dm_tree = {"ImageList": {"TagGroup0": {"ImageTags": {"DigiScan": {
+        "Sample Time": 4.0, "Signal Name": "HAADF"}}}}}  # as hs.load of a DM3 keeps it
+    path = _write_hspy(tmp_path / "series.hspy", frames,
+                       [_axis("time", 3, 0.5, "s", navigate=True), _axis("y", 20, 0.2, "Å"),
+                        _axis("x", 28, 0.2, "Å")], original=dm_tree)
+    raw = read_raw(path)
+    assert raw.axes == "NYX" and raw.data.dtype == np.uint16
+    np.testing.assert_array_equal(raw.data, frames)
+    assert raw.pixel_size == PixelSize(pytest.approx(20.0), pytest.approx(20.0), "pm")
+    assert raw.meta["format"] == "hspy" and raw.meta["signal"] == "HAADF"
+    assert raw.meta["dwell_time_s"] == pytest.approx(4e-6)  # DM keeps microseconds
+    assert raw.meta["acquisition_time"] == "2026-03-04T10:11:12"
+    with open_frames(path) as stack:  # lazily, one frame at a time
+        assert len(stack) == 3 and stack.pixel_size.to("pm").x == pytest.approx(20.0)
+        np.testing.assert_array_equal(stack.frame(1), frames[1])
+
+
+def test_hyperspy_spectrum_and_truncated_file_are_one_line(tmp_path):
+    spectrum = _write_hspy(tmp_path / "eels.hspy", np.ones(256, np.float32),
+                           [_axis("Energy loss", 256, 0.5, "eV")], title="EELS")
+    with pytest.raises(ImageFileError, match=r"eels.hspy: not an image \(it holds a 1-D"):
+        read_raw(spectrum)
+    image = _write_hspy(tmp_path / "image.hspy", np.zeros((64, 64), np.float32),
+                        [_axis("y", 64, 1.0, "nm"), _axis("x", 64, 1.0, "nm")])
+    trunc = tmp_path / "trunc.hspy"
+    trunc.write_bytes(image.read_bytes()[:1500])
+    with pytest.raises(ImageFileError, match="trunc.hspy: not a readable HyperSpy HDF5") as info:
+        read_raw(trunc)
+    assert "\n" not in str(info.value)
+
+
 def test_tiff_stack_reads_lazily_frame_by_frame(tmp_path):
     frames = np.random.default_rng(2).random((5, 10, 12)).astype(np.float32)
     path = write_image(tmp_path / "stack.tif", frames[:, None], PixelSize(0.02, 0.02, "um"))
@@ -216,5 +269,6 @@ def test_signal_selected_by_name_and_unknown_name_is_one_line():
 def test_microscope_suffixes_are_registered():
     from mcnn.data.image_io import image_suffixes
 
-    assert {".dm3", ".dm4", ".emd", ".ser", ".mrc", ".h5", ".hdf5", ".tif", ".npy"} <= set(
+    assert {".dm3", ".dm4", ".emd", ".ser", ".hspy", ".mrc", ".h5", ".hdf5", ".tif",
+            ".npy"} <= set(
         image_suffixes())
