@@ -9,7 +9,8 @@ suffix               library         what is read
 ``.dm3``, ``.dm4``   rosettasciio    Gatan DigitalMicrograph images and stacks
 ``.emd``             rosettasciio    Velox EMD and Berkeley (NCEM) EMD, both HDF5
 ``.ser``             rosettasciio    FEI/TIA series; the ``.emi`` beside it supplies calibrations
-``.hspy``            rosettasciio    HyperSpy's own HDF5 files (what ``s.save()`` writes)
+``.hspy``            rosettasciio    HyperSpy's own HDF5 files (what ``s.save()`` writes; older
+                                     ones named ``.hdf5`` are recognised by their header)
 ``.mrc``, ``.mrcs``  mrcfile         MRC images and stacks (voxel size in angstrom)
 ``.h5``, ``.hdf5``   h5py            one dataset, named as ``file.h5#/group/dataset``
 ===================  ==============  =============================================================
@@ -208,8 +209,15 @@ _RSCIIO = {
 }
 
 
+def _rsciio_suffix(path: Path) -> str:
+    """The ``_RSCIIO`` key of ``path``: its suffix, except HyperSpy's files saved as ``.hdf5``
+    (before ``.hspy``, 2016), which are read as ``.hspy``."""
+    suffix = path.suffix.lower()
+    return ".hspy" if suffix in (".h5", ".hdf5") else suffix
+
+
 def _rsciio_signals(path: Path) -> tuple[list[dict], str, str]:
-    module, fmt, what = _RSCIIO[path.suffix.lower()]
+    module, fmt, what = _RSCIIO[_rsciio_suffix(path)]
     reader = _import(path, f"rsciio.{module}", what).file_reader
     try:
         signals = reader(str(path), lazy=True)
@@ -285,7 +293,7 @@ def _rsciio_image(path: Path) -> tuple[Any, str, PixelSize | None, dict[str, Any
     title = (md.get("General", {}) or {}).get("title") or ""
     if fmt == "velox" and "Core" not in om and "Detectors" not in om:
         fmt = "emd"  # Berkeley EMD (no Velox metadata tree)
-    meta: dict[str, Any] = {"format": fmt, "reader": f"rosettasciio.{_RSCIIO[path.suffix.lower()][0]}",
+    meta: dict[str, Any] = {"format": fmt, "reader": f"rosettasciio.{_RSCIIO[_rsciio_suffix(path)][0]}",
                             "source_file": str(path), "signal_index": index}
     try:
         meta.update(_time_meta(fmt, md, om))
@@ -518,7 +526,24 @@ def _h5_meta(path: Path, ds: Any, dataset: str) -> dict[str, Any]:
     return meta
 
 
+def _is_hyperspy_hdf5(path: Path) -> bool:
+    """A whole ``.h5``/``.hdf5`` file (no ``#dataset``) that HyperSpy wrote: read it with its axes
+    and metadata through rosettasciio, not as a bare dataset without a pixel size."""
+    file_path, dataset = split_dataset(path)
+    if dataset is not None:
+        return False
+    try:
+        import h5py
+
+        with h5py.File(file_path, "r") as h5:
+            return str(h5.attrs.get("file_format", "")) == "HyperSpy"
+    except Exception:  # unreadable: the HDF5 reader says why, in one line
+        return False
+
+
 def read_hdf5(path: Path, max_pixels: int) -> RawImage:
+    if _is_hyperspy_hdf5(path):
+        return read_rsciio(path, max_pixels)
     h5, ds, dataset = _h5_open(path)
     file_path, _ = split_dataset(path)
     try:
@@ -535,6 +560,8 @@ def read_hdf5(path: Path, max_pixels: int) -> RawImage:
 
 
 def open_hdf5(path: Path) -> FrameStack:
+    if _is_hyperspy_hdf5(path):
+        return open_rsciio(path)
     h5, ds, dataset = _h5_open(path)
     file_path, _ = split_dataset(path)
     return FrameStack(path, ds, "YX" if ds.ndim == 2 else "NYX", _h5_pixel_size(ds),

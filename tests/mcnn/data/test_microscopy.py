@@ -214,6 +214,21 @@ def test_hyperspy_file_series_with_units_and_the_original_dm_tree(tmp_path):
         np.testing.assert_array_equal(stack.frame(1), frames[1])
 
 
+def test_an_older_hyperspy_hdf5_is_read_with_its_axes_and_a_named_dataset_stays_bare(tmp_path):
+    frame = np.random.default_rng(5).random((24, 32)).astype(np.float32)
+    path = _write_hspy(tmp_path / "old.hspy", frame, [_axis("y", 24, 0.015, "nm"),
+                                                       _axis("x", 32, 0.015, "nm")])
+    old = path.rename(tmp_path / "old.hdf5")  # HyperSpy before 1.0 saved .hdf5
+    raw = read_raw(old)
+    np.testing.assert_array_equal(raw.data, frame)
+    assert raw.meta["format"] == "hspy" and raw.pixel_size.to("pm").x == pytest.approx(15.0)
+    with open_frames(old) as stack:
+        np.testing.assert_array_equal(stack.frame(0), frame)
+    bare = read_raw(f"{old}#/Experiments/HAADF/data")  # a dataset named by the user: as asked
+    np.testing.assert_array_equal(bare.data, frame)
+    assert bare.meta["dataset"] == "/Experiments/HAADF/data"
+
+
 def test_hyperspy_spectrum_and_truncated_file_are_one_line(tmp_path):
     spectrum = _write_hspy(tmp_path / "eels.hspy", np.ones(256, np.float32),
                            [_axis("Energy loss", 256, 0.5, "eV")], title="EELS")
