@@ -211,7 +211,7 @@ _RSCIIO = {
 
 def _rsciio_suffix(path: Path) -> str:
     """The ``_RSCIIO`` key of ``path``: its suffix, except HyperSpy's files saved as ``.hdf5``
-    (before ``.hspy``, 2016), which are read as ``.hspy``."""
+    (older HyperSpy versions), which are read as ``.hspy``."""
     suffix = path.suffix.lower()
     return ".hspy" if suffix in (".h5", ".hdf5") else suffix
 
@@ -367,7 +367,8 @@ def _open_berkeley(path: Path) -> FrameStack:
 
 
 def read_rsciio(path: Path, max_pixels: int) -> RawImage:
-    """DM3/DM4, Velox/Berkeley EMD, SER or HyperSpy HDF5, decoded fully (use ``open_rsciio`` for series).
+    """DM3/DM4, Velox/Berkeley EMD, SER or HyperSpy HDF5, decoded fully (``open_rsciio`` for
+    series).
     ``file.emd#HAADF`` (a signal title, or its index) picks one of several signals."""
     if path.suffix.lower() == ".emd" and not _is_velox(path):
         with _open_berkeley(path) as stack:

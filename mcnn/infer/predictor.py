@@ -55,8 +55,9 @@ class Predictor:
         memory_budget_mb: what one forward pass may use; None = a fraction of free device memory.
         flip_ensemble: average the outputs for the frame and its three mirror images (flipped in
             x, in y, in both), run as one batch: 4x the compute and memory for a small gain
-            (STEM benchmark: +0.15-0.24 dB for 2.7x the time per frame on two CPU threads). Only for tasks that commute with mirroring
-            (denoising, phase from defocus), not a camera-to-screen map. No 90 degree rotations:
+            (STEM benchmark: +0.15-0.24 dB for 2.7x the time per frame on two CPU threads).
+            Only for tasks that commute with mirroring (denoising, phase from defocus), not a
+            camera-to-screen map. No 90 degree rotations:
             they turn the fast scan direction into the slow one, and STEM noise correlated along
             the rows would then run along the columns, which training never showed.
     """
