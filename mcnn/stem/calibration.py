@@ -101,23 +101,12 @@ class NoiseCalibration(BaseModel):
 _MAX_FIT_PIXELS = 2**18  # single-frame statistics use at most about this many pixels
 
 
-def _box_sums(x: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
-    """Sums of the centred ``size`` x ``size`` box around each pixel (odd sizes, edges
-    reflected), every size from one integral image."""
-    r, (h, w) = max(sizes) // 2, x.shape
-    c = np.zeros((h + 2 * r + 1, w + 2 * r + 1))
-    c[1:, 1:] = np.pad(x, r, mode="reflect").cumsum(0).cumsum(1)
-    sums = []
-    for size in sizes:
-        o = r - size // 2
-        sums.append(c[o + size:o + size + h, o + size:o + size + w]
-                    - c[o:o + h, o + size:o + size + w] - c[o + size:o + size + h, o:o + w]
-                    + c[o:o + h, o:o + w])
-    return sums
-
-
 def _box_mean(x: np.ndarray, size: int) -> np.ndarray:
-    return _box_sums(x, (size,))[0] / size**2
+    """Mean of the centred ``size`` x ``size`` box around each pixel (edges mirrored, as
+    numpy's "reflect" pads)."""
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(x, size, mode="mirror")
 
 
 def _binned_stats(rank: np.ndarray, mean_img: np.ndarray, sq_noise: np.ndarray, bins: int = 32
@@ -145,8 +134,8 @@ def _vertical_residual(x: np.ndarray) -> np.ndarray:
 def _ring_mean(x: np.ndarray, inner: int = 3, outer: int = 9) -> np.ndarray:
     """Mean of the ``outer`` box around each pixel without the ``inner`` box: a brightness
     estimate whose noise is independent of the pixel and of its vertical neighbours."""
-    big, small = _box_sums(x, (outer, inner))
-    return (big - small) / (outer**2 - inner**2)
+    return ((_box_mean(x, outer) * outer**2 - _box_mean(x, inner) * inner**2)
+            / (outer**2 - inner**2))
 
 
 def _half_sample_mode(values: np.ndarray) -> float:
