@@ -124,10 +124,8 @@ def tiff_pixel_size(tif: Any) -> tuple[TiffPixelSize | None, dict[str, Any]]:
     density that was not taken as a size)."""
     resolution, dpi = _from_resolution(tif)
     imagej = resolution if resolution is not None and resolution.source == "imagej" else None
-    readers = (lambda: _from_ome(tif), lambda: imagej, lambda: _from_fei(tif),
-               lambda: _from_zeiss(tif), lambda: resolution)
-    for read in readers:  # most explicit first; later conventions are not parsed once one fits
-        candidate = read()
-        if candidate is not None:
-            return candidate, {"pixel_size_from": candidate.source}
+    # Most explicit first; ``or`` stops parsing at the first convention that gives a size.
+    found = _from_ome(tif) or imagej or _from_fei(tif) or _from_zeiss(tif) or resolution
+    if found is not None:
+        return found, {"pixel_size_from": found.source}
     return None, ({"tiff_dpi": round(dpi, 3)} if dpi else {})
