@@ -64,3 +64,25 @@ def parse_length(text: str, default_unit: str = "nm") -> tuple[float, str]:
     if not value > 0:
         raise ValueError(f"{text!r}: a length must be > 0")
     return value, unit
+
+
+def canonical_pixel_size(
+    scale_y: float, scale_x: float, unit: str | None
+) -> PixelSize | None:
+    """A pixel size from two axis scales and a unit: lengths in pm/nm/um, others kept as given.
+
+    Uncalibrated axes (no unit, or "pixel") give None. The unit is chosen so that the value is
+    readable (>= 0.1): 0.0127 nm becomes 12.7 pm, 3140 nm stays 3140 nm below 10 um.
+    """
+    u = (unit or "").strip()
+    if not u or u.lower() in ("px", "pixel", "pixels", "<auto>") or not (scale_y > 0 and scale_x > 0):
+        return None
+    factor = nm_per(u)
+    if factor is None:
+        return PixelSize(float(scale_y), float(scale_x), u)
+    y_nm, x_nm = scale_y * factor, scale_x * factor
+    if max(y_nm, x_nm) < 0.1:
+        return PixelSize(y_nm * 1e3, x_nm * 1e3, "pm")
+    if max(y_nm, x_nm) >= 1e4:
+        return PixelSize(y_nm * 1e-3, x_nm * 1e-3, "um")
+    return PixelSize(y_nm, x_nm, "nm")

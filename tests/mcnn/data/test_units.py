@@ -2,9 +2,8 @@
 
 import pytest
 
-from mcnn.data.microscopy import canonical_pixel_size
 from mcnn.data.tiff_meta import _in_um
-from mcnn.data.units import PixelSize, length_in, nm_per, parse_length
+from mcnn.data.units import PixelSize, canonical_pixel_size, length_in, nm_per, parse_length
 
 
 @pytest.mark.parametrize(
