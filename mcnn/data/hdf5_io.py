@@ -54,7 +54,10 @@ def _h5_pixel_size(ds: Any) -> PixelSize | None:
     return None
 
 
-def _h5_open(path: Path) -> tuple[Any, Any, str]:
+def _h5_open(path: Path) -> tuple[Any, Any, str] | None:
+    """(open file, image dataset, its name); None for a whole file (no ``#dataset``) that HyperSpy
+    wrote, which is read with its axes and metadata through rosettasciio instead of as a bare
+    dataset without a pixel size."""
     h5py = import_extra(path, "h5py", "HDF5")
     file_path, dataset = split_dataset(path)
     try:
@@ -62,6 +65,9 @@ def _h5_open(path: Path) -> tuple[Any, Any, str]:
     except Exception as exc:
         raise ImageFileError(f"{file_path}: not a readable HDF5 file ({first_line(exc)})") from None
     try:
+        if dataset is None and str(h5.attrs.get("file_format", "")) == "HyperSpy":
+            h5.close()
+            return None
         if dataset is None:
             names = _h5_image_datasets(h5)
             if not names:
@@ -94,25 +100,11 @@ def _h5_meta(path: Path, ds: Any, dataset: str) -> dict[str, Any]:
     return meta
 
 
-def _is_hyperspy_hdf5(path: Path) -> bool:
-    """A whole ``.h5``/``.hdf5`` file (no ``#dataset``) that HyperSpy wrote: read it with its axes
-    and metadata through rosettasciio, not as a bare dataset without a pixel size."""
-    file_path, dataset = split_dataset(path)
-    if dataset is not None:
-        return False
-    try:
-        import h5py
-
-        with h5py.File(file_path, "r") as h5:
-            return str(h5.attrs.get("file_format", "")) == "HyperSpy"
-    except Exception:  # unreadable: the HDF5 reader says why, in one line
-        return False
-
-
 def read_hdf5(path: Path, max_pixels: int) -> RawImage:
-    if _is_hyperspy_hdf5(path):
+    opened = _h5_open(path)
+    if opened is None:
         return read_rsciio(path, max_pixels)
-    h5, ds, dataset = _h5_open(path)
+    h5, ds, dataset = opened
     file_path, _ = split_dataset(path)
     try:
         check_declared_size(path, tuple(ds.shape), max_pixels)
@@ -128,9 +120,10 @@ def read_hdf5(path: Path, max_pixels: int) -> RawImage:
 
 
 def open_hdf5(path: Path) -> FrameStack:
-    if _is_hyperspy_hdf5(path):
+    opened = _h5_open(path)
+    if opened is None:
         return open_rsciio(path)
-    h5, ds, dataset = _h5_open(path)
+    h5, ds, dataset = opened
     file_path, _ = split_dataset(path)
     return FrameStack(path, ds, "YX" if ds.ndim == 2 else "NYX", _h5_pixel_size(ds),
                       _h5_meta(file_path, ds, dataset), close=h5.close)
