@@ -20,6 +20,7 @@ from apps.stem_units import (
     add_pixel_arguments,
     add_unit_arguments,
     check_stem_model,
+    check_unit_arguments,
     load_calibration,
     unit_arguments_given,
 )
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         from mcnn.infer import Predictor
         from mcnn.stem.normalise import (
             FrameUnits,
+            check_frame_shape,
             frame_to_model_units,
             from_model_units,
             is_stem_training,
@@ -219,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.batch_size < 1:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
-        pixel_size = None if args.pixel_size is None else parse_pixel_size(args.pixel_size)
+        # named apart from the per-file sizes below: one name for both gave later files the size
+        # of the first file written
+        pixel_size_given = None if args.pixel_size is None else parse_pixel_size(args.pixel_size)
         files = input_files(args.inputs)
         targets = output_paths(files, args.out, args.format)
         check_output_folder(args.out)
@@ -240,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         calibration = None
         if stem:
             check_stem_model(predictor, args.checkpoint)
+            check_unit_arguments(args)
             calibration = load_calibration(args.calibration)
         model_pm = ((training or {}).get("simulator") or {}).get("pixel_size_pm")
         if args.resample and not model_pm:
@@ -247,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                              "size and the checkpoint records no data.simulator.pixel_size_pm")
         # STEM: per frame in flight, its units and resampling, to invert its output
         units_of: deque[tuple[FrameUnits, Any]] = deque()
-        warned: set[str] = set()
+        warned: set[str] = set()  # every warning's text, once
+        warned_in: dict[str, list[str]] = {}  # input -> its warnings, each once
 
         def stem_input(raw: RawImage, path: Path) -> tuple[np.ndarray, int]:
             """``(N, 1, H, W)`` frames in the model's units (on its pixel grid with --resample),
@@ -255,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             xs, units, notes = [], [], []
             grid = None
             for i, counts in enumerate(stored_frames(raw, args.channels_last)):
+                check_frame_shape(counts.shape, path)
                 if args.resample and grid is None:
                     grid = plan_resampling(path, counts.shape[:2], raw.pixel_size, model_pm)
                 x, u, warnings = frame_to_model_units(
@@ -264,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                 units.append((u, grid))
                 notes += [(i, w) for w in warnings]
                 height = counts.shape[0]
-            for i, w in notes:  # only once the whole file could be used
-                if w not in warned:
+            file_warnings = warned_in.setdefault(str(path), [])
+            for i, w in notes:  # only once the whole file could be used; once per file
+                if w not in file_warnings:
+                    file_warnings.append(w)
                     warned.add(w)
                     log.warning("%s[%d]: %s", path, i, w)
             units_of.extend(units)
@@ -279,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             for path, target in zip(files, targets, strict=True):
                 try:
                     raw = read_raw(path)
-                    if pixel_size is not None:
-                        raw.pixel_size = pixel_size
+                    if pixel_size_given is not None:
+                        raw.pixel_size = pixel_size_given
                     if stem:
                         x, in_h = stem_input(raw, path)
                     else:
@@ -305,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                     y = from_model_units(y[0], units, args.output_units, grid)[None]
                 pending.append(y)
                 while done < len(good) and len(pending) >= good[done][1]:
-                    target, k, pixel_size, in_h = good[done]
+                    target, k, file_pixel_size, in_h = good[done]
                     y_file = np.stack(pending[:k])
-                    px = output_pixel_size(pixel_size, in_h, y_file.shape[-2])
+                    px = output_pixel_size(file_pixel_size, in_h, y_file.shape[-2])
                     written += [str(p) for p in write_output(target, y_file, px)]
                     del pending[:k]
                     done += 1
@@ -317,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                           "frames": sum(g[1] for g in good), "device": str(predictor.device),
                           "seconds": round(seconds, 3),
                           "units": f"stem ({args.output_units})" if stem else "image policy",
-                          "flip_ensemble": args.flip_ensemble, "warnings": sorted(warned)}))
+                          "flip_ensemble": args.flip_ensemble, "warnings": sorted(warned),
+                          "warnings_by_file": {k: v for k, v in warned_in.items() if v}}))
         if failed and len(files) == 1:
             return 2  # its one error line says it all
         if failed:

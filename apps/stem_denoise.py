@@ -26,6 +26,7 @@ from apps.stem_units import (
     add_pixel_arguments,
     add_unit_arguments,
     check_stem_model,
+    check_unit_arguments,
     load_calibration,
 )
 
@@ -49,8 +50,9 @@ Downsampling averages (whole-factor binning keeps Poisson noise exact); upsampli
 larger than the model's) correlates the noise, which the model never saw (a warning says so).
 --pixel-size 10pm (or 0.01nm, 1.5A; a bare number is pm) sets the pixel size of every input
 (for files without one): used for the warnings, --resample, --compare's scale bar and the output.
-Prints a JSON summary on stdout; writes stem-denoise.json (per-frame offset, gain, dose; per-file
-resampling) next to the outputs. Exit codes: 0 ok, 2 user error, 1 failure."""
+Prints a JSON summary on stdout (frames/s count the denoising, not the --compare figure; each
+input's warnings under warnings_by_file); writes stem-denoise.json (per-frame offset, gain, dose;
+per-file resampling) next to the outputs. Exit codes: 0 ok, 2 user error, 1 failure."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,19 +147,26 @@ def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
 
 
 def _calibrate(inputs: list[str], dark: list[str] | None, target: Path) -> Any:
+    """Fit gain and offset on the inputs' first frames (and ``dark``), save it only once the fit
+    is good."""
     from mcnn.data.series import FrameSeries
     from mcnn.stem.calibration import fit_noise
+    from mcnn.stem.normalise import check_frame_shape
 
     frames, sources = [], []
     for f in FrameSeries(inputs):
+        check_frame_shape(f.image.shape, f"{f.meta['path']}[{f.meta['index_in_file']}]")
         if frames and f.image.shape != frames[0].shape:
             continue
         frames.append(f.image)
         sources.append(f"{f.meta['path']}[{f.meta['index_in_file']}]")
         if len(frames) == 16:
             break
-    darks = [f.image for f in FrameSeries(dark)] if dark else None
-    cal = fit_noise(frames, dark=darks, sources=sources)
+    darks = []
+    for f in FrameSeries(dark or []):
+        check_frame_shape(f.image.shape, f"--dark {f.meta['path']}[{f.meta['index_in_file']}]")
+        darks.append(f.image)
+    cal = fit_noise(frames, dark=darks or None, sources=sources)
     cal.save(target)
     log.info("calibration from %d frame(s) (%s): gain %.4g counts/e, offset %.6g counts, read noise "
              "%.3g counts -> %s", len(frames), cal.method, cal.gain_counts_per_e,
@@ -238,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         from mcnn.data.series import expand_inputs
         from mcnn.infer import Predictor
         from mcnn.stem.normalise import (
+            check_frame_shape,
+            dose_label,
             frame_to_model_units,
             from_model_units,
             input_grid_units,
@@ -248,8 +259,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
         if args.adapt_span is not None and not 0 <= args.adapt_span <= 32:
             raise ValueError(f"--adapt-span {args.adapt_span}: must be 0-32 px")
+        if args.adapt_steps < 0:
+            raise ValueError(f"--adapt-steps {args.adapt_steps}: must be >= 0 (0: no adaptation)")
+        check_unit_arguments(args)
         pixel_size = None if args.pixel_size is None else parse_pixel_size(args.pixel_size)
         files = expand_inputs(args.inputs)
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"{args.out}: exists and is not a folder; -o takes an output folder")
         args.out.mkdir(parents=True, exist_ok=True)
         if not os.access(args.out, os.W_OK):
             raise PermissionError(f"{args.out}: output folder is not writable")
@@ -277,11 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         grids: dict[str, Any] = {}  # input path -> FrameResampling (None: not resampled)
         for f in files:  # every file checked before any output is written
             with open_frames(f) as stack:
+                if stack.axes.endswith("C"):
+                    raise ImageFileError(f"{f}: colour image; expected greyscale frames")
+                check_frame_shape(stack.frame_shape, f)
                 total += len(stack)
                 ps = pixel_size or stack.pixel_size
                 grids[str(f)] = plan_resampling(f, stack.frame_shape[:2], ps, model_pm) \
                     if args.resample else None
-        warned: set[str] = set()
+        warned: set[str] = set()  # every warning's text, once
+        warned_in: dict[str, list[str]] = {}  # input -> its warnings, each once
         upsampled = [str(f) for f in files if grids[str(f)] is not None and grids[str(f)].upsamples]
         if upsampled:
             w = (f"--resample upsamples {len(upsampled)} file(s) (pixels larger than the model's "
@@ -294,13 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         outputs = output_paths(files, args.out)
         record: list[dict[str, Any]] = []
         compare_done = args.compare is None
+        figure_s = 0.0  # --compare's figure (BM3D included): not part of the denoising rate
         t0 = time.perf_counter()
         done = 0
         with tqdm(total=total, unit="frame", disable=None, file=sys.stderr) as bar:
             for path, target in zip(files, outputs, strict=True):
                 with open_frames(path) as stack:
-                    if stack.axes.endswith("C"):
-                        raise ImageFileError(f"{path}: colour image; expected greyscale frames")
                     n = len(stack)
                     ps = pixel_size or stack.pixel_size
                     grid = grids[str(path)]
@@ -317,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                                 raw, pixel_size=ps, training_data=training,
                                 calibration=calibration, dose_e_per_px=args.dose_e_per_px,
                                 resampling=grid)
+                            file_warnings = warned_in.setdefault(str(path), [])
                             for w in warnings:
-                                if w not in warned:
+                                if w not in file_warnings:  # said once per file, for each file
+                                    file_warnings.append(w)
                                     warned.add(w)
                                     log.warning("%s[%d]: %s", path, i, w)
                             keep = raw if grid is not None and not compare_done else None
@@ -333,10 +354,11 @@ def main(argv: list[str] | None = None) -> int:
                     def outputs_of(stack: Any = stack, pending: deque = pending,
                                    path: Path = path, ps: Any = ps,
                                    grid: Any = grid) -> Iterator[np.ndarray]:
-                        nonlocal compare_done, done
+                        nonlocal compare_done, done, figure_s
                         for y in predictor.stream(inputs(), batch_size=args.batch_size):
                             x, units, raw = pending.popleft()
                             if not compare_done:
+                                t_figure = time.perf_counter()
                                 # the input's grid, as without --resample
                                 shown_units = input_grid_units(units, grid)
                                 raw_x = x if raw is None else to_model_units(raw, shown_units)
@@ -345,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                                 compare_figure(args.compare, raw_x,
                                                from_model_units(y, units, "model", grid), ps,
                                                f"{Path(str(path).split('#')[0]).name}, frame 0, "
-                                               f"dose {shown_units.dose_e_per_px:.3g} e/px{note}")
+                                               f"{dose_label(shown_units)}{note}")
                                 compare_done = True
+                                figure_s = time.perf_counter() - t_figure
                             done += 1
                             bar.update(1)
                             yield from_model_units(y, units, args.output_units, grid)
@@ -362,12 +385,15 @@ def main(argv: list[str] | None = None) -> int:
                                    "model_shape_px": list(grid.shape_model_px),
                                    "electrons_scale": round(grid.electrons_scale, 6)},
                                "frames_units": per_frame})
-        elapsed = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0 - figure_s
         rate = done / elapsed if elapsed > 0 else float("inf")
-        log.info("%d frame(s) in %.2f s (%.2f frames/s)", done, elapsed, rate)
+        log.info("%d frame(s) in %.2f s (%.2f frames/s)%s", done, elapsed, rate,
+                 f"; the --compare figure took {figure_s:.2f} s more" if figure_s else "")
         summary = {"frames": done, "seconds": round(elapsed, 3), "frames_per_s": round(rate, 3),
+                   "figure_s": round(figure_s, 3),
                    "output_units": args.output_units, "flip_ensemble": args.flip_ensemble,
                    "warnings": sorted(warned),
+                   "warnings_by_file": {k: v for k, v in warned_in.items() if v},
                    "calibration": None if calibration is None else calibration.model_dump(),
                    "compare": None if args.compare is None else str(args.compare),
                    "outputs": [{k: v for k, v in r.items() if k != "frames_units"}

@@ -48,6 +48,8 @@ def compare_figure(path: Path, raw: np.ndarray, denoised: np.ndarray, pixel_size
 
 def scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
     """A bar of a round length (1, 2 or 5 x 10^k) about a fifth of the width, labelled."""
+    from matplotlib import patheffects
+
     h, w = shape[:2]
     if pixel_size is None:
         length_px, label = max(w // 5, 1), f"{max(w // 5, 1)} px"
@@ -58,8 +60,13 @@ def scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
         length_px = nice / pixel_size.x
         label = _length_label(nice, pixel_size.unit)
     x0, y0 = w * 0.05, h * 0.92
-    ax.plot([x0, x0 + length_px], [y0, y0], color="yellow", linewidth=3)
-    ax.text(x0, y0 - h * 0.03, label, color="yellow", fontsize=8)
+    # butt ends: the bar is exactly its length (round ends add half the line width each side);
+    # a dark outline keeps it visible on light panels
+    outline = [patheffects.withStroke(linewidth=5, foreground="black", capstyle="butt")]
+    ax.plot([x0, x0 + length_px], [y0, y0], color="yellow", linewidth=3, solid_capstyle="butt",
+            path_effects=outline)
+    ax.text(x0, y0 - h * 0.03, label, color="yellow", fontsize=8,
+            path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
 
 
 def _length_label(value: float, unit: str) -> str:

@@ -46,6 +46,16 @@ def unit_arguments_given(args: argparse.Namespace) -> list[str]:
     return given
 
 
+def check_unit_arguments(args: argparse.Namespace) -> None:
+    """Refuse option values that cannot be units, naming the option, before any file is read."""
+    import math
+
+    dose = args.dose_e_per_px
+    if dose is not None and not (math.isfinite(dose) and dose > 0):
+        raise ValueError(f"--dose-e-per-px {dose}: expected a finite number of electrons per "
+                         "pixel > 0")
+
+
 def load_calibration(path: Path | None) -> Any:
     """The :class:`~mcnn.stem.calibration.NoiseCalibration` at ``path`` (None: none given)."""
     if path is None:

@@ -231,17 +231,21 @@ def read_images(
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Files directly inside ``folder`` that a reader is registered for, sorted by name."""
+    """Files directly inside ``folder`` that a reader is registered for, sorted by name. A TIA
+    ``name.emi`` is left out when its series ``name_1.ser``... lie beside it: those are read (with
+    the .emi's metadata), so each series is denoised once."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageFileError(f"{folder}: no such folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _READERS)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _READERS)
+    series = {p.stem.lower().rsplit("_", 1)[0] for p in files if p.suffix.lower() == ".ser"}
+    return [p for p in files if not (p.suffix.lower() == ".emi" and p.stem.lower() in series)]
 
 
 register_reader((".npy",), npy_io.read_npy, npy_io.open_npy)
 register_reader((".tif", ".tiff"), tiff_io.read_tiff, tiff_io.open_tiff)
 register_reader((".png", ".jpg", ".jpeg", ".bmp", ".webp", ".pgm", ".ppm"), raster_io.read_with_opencv)
-register_reader((".dm3", ".dm4", ".emd", ".ser", ".hspy"), microscopy.read_rsciio,
+register_reader((".dm3", ".dm4", ".emd", ".ser", ".emi", ".hspy"), microscopy.read_rsciio,
                 microscopy.open_rsciio)
 register_reader((".mrc", ".mrcs"), mrc_io.read_mrc, mrc_io.open_mrc)
 register_reader((".h5", ".hdf5"), hdf5_io.read_hdf5, hdf5_io.open_hdf5)

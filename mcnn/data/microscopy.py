@@ -10,7 +10,8 @@ suffix               library         what is read
 ===================  ==============  =============================================================
 ``.dm3``, ``.dm4``   rosettasciio    Gatan DigitalMicrograph images and stacks
 ``.emd``             rosettasciio    Velox EMD and Berkeley (NCEM) EMD, both HDF5
-``.ser``             rosettasciio    FEI/TIA series; the ``.emi`` beside it supplies calibrations
+``.ser``, ``.emi``   rosettasciio    FEI/TIA series; the ``.emi`` beside a ``.ser`` supplies its
+                                     metadata, and an ``.emi`` opened alone reads its series
 ``.hspy``            rosettasciio    HyperSpy's own HDF5 files (what ``s.save()`` writes; older
                                      ones named ``.hdf5`` are recognised by their header)
 ``.mrc``, ``.mrcs``  mrcfile         MRC images and stacks (voxel size in angstrom)
@@ -65,6 +66,7 @@ _RSCIIO = {
     ".dm4": ("digitalmicrograph", "dm", "Gatan DigitalMicrograph"),
     ".emd": ("emd", "velox", "EMD"),
     ".ser": ("tia", "tia", "FEI/TIA SER"),
+    ".emi": ("tia", "tia", "FEI/TIA EMI"),
     ".hspy": ("hspy", "hspy", "HyperSpy HDF5"),
 }
 
@@ -148,7 +150,7 @@ def _rsciio_image(path: Path) -> tuple[Any, str, PixelSize | None, dict[str, Any
     pixel_size = canonical_pixel_size(float(ay.get("scale", 1)), float(ax_.get("scale", 1)),
                                       str(unit) if unit else None)
     md, om = s.get("metadata", {}) or {}, s.get("original_metadata", {}) or {}
-    if fmt == "tia":
+    if fmt == "tia" and path.suffix.lower() == ".ser":
         om = {**om, **_emi_metadata(path)}
     title = (md.get("General", {}) or {}).get("title") or ""
     if fmt == "velox" and "Core" not in om and "Detectors" not in om:

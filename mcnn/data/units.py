@@ -49,8 +49,8 @@ def length_in(value: float, unit: str, to: str) -> float:
     """``value`` in length ``unit`` expressed in ``to``; a non-length unit is a ValueError."""
     a, b = nm_per(unit), nm_per(to)
     if a is None or b is None:
-        raise ValueError(f"cannot convert {unit!r} to {to!r}: expected lengths in "
-                         f"{', '.join(sorted(LENGTH_NM))}")
+        shown = ", ".join(sorted(k for k in LENGTH_NM if not k.startswith("\\")))
+        raise ValueError(f"cannot convert {unit!r} to {to!r}: expected lengths in {shown}")
     return value * a / b
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcnn.utils.atomic import atomic_path
 
@@ -93,6 +93,10 @@ class NoiseCalibration(BaseModel):
             return cls.model_validate(json.loads(path.read_text()))
         except FileNotFoundError:
             raise ValueError(f"{path}: no such calibration file") from None
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}"
+                               for e in exc.errors())
+            raise ValueError(f"{path}: not a noise calibration JSON ({fields})") from None
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ValueError(f"{path}: not a noise calibration JSON ({first})") from None
@@ -252,6 +256,10 @@ def fit_noise(
         darks = [np.asarray(d, np.float64) for d in (dark if isinstance(dark, (list, tuple))
                                                      else [dark])]
         offset = float(np.mean([d.mean() for d in darks]))
+        frames_mean = float(np.mean([a.mean() for a in arrays]))
+        if not offset < frames_mean:
+            raise ValueError(f"the dark frame(s) average {offset:.6g} counts, not below the "
+                             f"frames' {frames_mean:.6g}: not a dark frame (beam blanked)")
         if len(darks) >= 2 and darks[0].shape == darks[1].shape:
             read_var = float(np.var((darks[0] - darks[1]) / math.sqrt(2)))
         else:

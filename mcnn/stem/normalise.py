@@ -17,6 +17,7 @@ or are estimated from the frame itself (single-frame mean-variance fit; a warnin
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 OutputUnits = Literal["counts", "electrons", "model"]
 
+ASSUMED = "assumed (gain 1, offset 0)"
+ASSUMED_SHIFTED = "assumed (gain 1, offset = frame minimum)"
+UNKNOWN_DOSE = "frame mean of counts taken as electrons (unknown)"
+
 
 @dataclass(frozen=True)
 class FrameUnits:
@@ -39,8 +44,8 @@ class FrameUnits:
     offset_counts: float
     gain_counts_per_e: float
     dose_e_per_px: float
-    source: str  # "calibration", "estimated from the frame (offset from ...)" or "assumed (...)"
-    dose_from: str  # "given" or "frame mean"
+    source: str  # "calibration", "estimated from the frame (offset from ...)", ASSUMED(_SHIFTED)
+    dose_from: str  # "given", "frame mean" or UNKNOWN_DOSE (counts were not calibrated)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,23 +71,58 @@ def frame_units(
             if float(np.mean(raw)) - offset <= 0:
                 raise ValueError("estimated offset above the frame mean")
         except ValueError as exc:
-            log.warning("no noise calibration and none could be estimated (%s): counts are taken "
-                        "as electrons (gain 1, offset 0)", exc)
-            offset, gain, source = 0.0, 1.0, "assumed (gain 1, offset 0)"
+            log.debug("no noise estimate from the frame: %s", exc)
+            offset, gain, source = 0.0, 1.0, ASSUMED
             if float(np.mean(raw)) <= 0 or float(np.min(raw)) < 0:
                 # not raw counts (e.g. a dark-subtracted camera image): shift to start at 0
-                offset, source = float(np.min(raw)), "assumed (gain 1, offset = frame minimum)"
-                log.warning("frame values reach %.6g: not raw detector counts; shifted by the "
-                            "frame minimum, the dose is unknown (give --calibration)", offset)
+                offset, source = float(np.min(raw)), ASSUMED_SHIFTED
     if dose_e_per_px is not None:
-        if not dose_e_per_px > 0:
-            raise ValueError(f"dose_e_per_px={dose_e_per_px}: must be > 0")
+        if not (dose_e_per_px > 0 and math.isfinite(dose_e_per_px)):
+            raise ValueError(f"dose_e_per_px={dose_e_per_px}: must be a finite number > 0")
         return FrameUnits(offset, gain, float(dose_e_per_px), source, "given")
     dose = float((np.mean(raw, dtype=np.float64) - offset) / gain)
     if not dose > 0:
         raise ValueError(f"mean counts {float(np.mean(raw)):.6g} are not above the offset "
                          f"{offset:.6g}: the calibration does not fit this frame")
-    return FrameUnits(offset, gain, dose, source, "frame mean")
+    return FrameUnits(offset, gain, dose, source,
+                      UNKNOWN_DOSE if source.startswith("assumed") else "frame mean")
+
+
+def units_warnings(units: FrameUnits) -> list[str]:
+    """What a user must know about how a frame's units were found (fixed texts, so that a
+    command says each once per file)."""
+    if units.source.startswith("estimated"):
+        return ["no --calibration: offset and gain are estimated from each frame's own noise "
+                "(steadier from a series: --save-calibration, with --dark for the offset)"]
+    if units.source == ASSUMED:
+        return ["no noise calibration given and none could be estimated from the frame: counts "
+                "are taken as electrons (gain 1, offset 0), so the dose is unknown (give "
+                "--calibration or --dose-e-per-px)"]
+    if units.source == ASSUMED_SHIFTED:
+        return ["frame values go below zero: not raw detector counts (a processed image?); "
+                "shifted by the frame minimum and taken as electrons, so the dose is unknown "
+                "(give --calibration or --dose-e-per-px)"]
+    return []
+
+
+def dose_label(units: FrameUnits) -> str:
+    """``dose 0.12 e/px``, or why the dose is not known (for figure titles and logs)."""
+    if units.dose_from == UNKNOWN_DOSE:
+        return "dose unknown (counts taken as electrons)"
+    return f"dose {units.dose_e_per_px:.3g} e/px"
+
+
+MIN_FRAME_PX = 16
+"""The smallest side of a STEM frame (also after resampling): below it the network sees almost
+nothing."""
+
+
+def check_frame_shape(shape: tuple[int, ...], where: object) -> None:
+    """A STEM frame is 2-D and at least ``MIN_FRAME_PX`` a side; else one line naming ``where``."""
+    if len(shape) != 2 or min(shape) < MIN_FRAME_PX:
+        size = " x ".join(str(int(n)) for n in shape)
+        raise ValueError(f"{where}: frame of {size} px; a STEM frame needs at least "
+                         f"{MIN_FRAME_PX} x {MIN_FRAME_PX} px")
 
 
 def to_electrons(raw: np.ndarray, units: FrameUnits) -> np.ndarray:
@@ -147,13 +187,15 @@ def training_warnings(
         return out
     lo, hi = sim.get("dose_e_per_px_range", (None, None))
     d = units.dose_e_per_px
-    if lo and hi and not lo / tolerance <= d <= hi * tolerance:
+    if units.dose_from != UNKNOWN_DOSE and lo and hi and not lo / tolerance <= d <= hi * tolerance:
         out.append(f"dose {d:.3g} e/px is outside the training range {lo:g}-{hi:g} e/px")
     trained_pm = sim.get("pixel_size_pm")
     if trained_pm and pixel_size_pm:
         ratio = pixel_size_pm / trained_pm
         if not 1 / pixel_tolerance <= ratio <= pixel_tolerance:
-            out.append(f"pixel size {pixel_size_pm:.4g} pm is {ratio:.2g}x the training pixel "
+            shown = f"{pixel_size_pm:.4g} pm" if pixel_size_pm < 1000 else \
+                f"{pixel_size_pm / 1000:.4g} nm"
+            out.append(f"pixel size {shown} is {ratio:.3g}x the training pixel "
                        f"size {trained_pm:.4g} pm (resample the frame: stem-denoise --resample, "
                        f"or train with --set data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
     return out
@@ -201,7 +243,8 @@ def frame_to_model_units(
     """
     units = frame_units(raw, calibration=calibration, dose_e_per_px=dose_e_per_px)
     if resampling is None:
-        warnings = training_warnings(units, pixel_size_pm(pixel_size), training_data)
+        warnings = units_warnings(units) + training_warnings(units, pixel_size_pm(pixel_size),
+                                                             training_data)
         return to_model_units(raw, units), units, warnings
     electrons = resampling.electrons_to_model(to_electrons(raw, units))
     if units.dose_from == "given":
@@ -212,5 +255,5 @@ def frame_to_model_units(
             raise ValueError(f"mean of {dose:.6g} e/px after resampling: not a dose")
     units = replace(units, dose_e_per_px=float(dose))
     grid_pm = resampling.pixel_size_model_grid_pm_yx[1]
-    warnings = training_warnings(units, grid_pm, training_data)
+    warnings = units_warnings(units) + training_warnings(units, grid_pm, training_data)
     return (electrons / units.dose_e_per_px).astype(np.float32), units, warnings

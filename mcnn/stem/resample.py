@@ -30,8 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-MIN_FRAME_PX = 16
-"""The smallest side a resampled frame may have: below it the network sees almost nothing."""
+from mcnn.stem.normalise import MIN_FRAME_PX
+
+MAX_MODEL_PIXELS = 2**27
+"""The most pixels a frame may have on the model's grid (16384 x 8192; 512 MiB as float32): a
+frame whose pixels are far coarser than the model's would otherwise be upsampled past memory."""
 
 
 def resampled_shape(
@@ -44,6 +47,11 @@ def resampled_shape(
         raise ValueError(f"a {shape_hw[0]} x {shape_hw[1]} px frame resampled by "
                          f"{factor_yx[0]:.3g} x {factor_yx[1]:.3g} (y x) would be {h} x {w} px, "
                          f"smaller than {min_px} px")
+    if h * w > MAX_MODEL_PIXELS:
+        raise ValueError(f"a {shape_hw[0]} x {shape_hw[1]} px frame resampled by "
+                         f"{factor_yx[0]:.3g} x {factor_yx[1]:.3g} (y x) would be {h} x {w} px, "
+                         f"more than {MAX_MODEL_PIXELS} px: its pixels are far coarser than the "
+                         "model's; use a model trained at about the frames' pixel size")
     return h, w
 
 

@@ -248,6 +248,36 @@ def test_resample_gives_what_stem_denoise_resample_gives(tiny_stem_run, tmp_path
     assert np.allclose(bare.data, bare_d.data, rtol=1e-5, atol=1e-3)
 
 
+def test_each_file_keeps_its_own_pixel_size_when_batches_end_between_files(tiny_stem_run,
+                                                                           tmp_path, capsys):
+    """Batch size 1 writes a file before the next is read: the second file must still be read
+    at its own pixel size (resampled, warned about and written with it), as stem-denoise does."""
+    from apps import stem_denoise
+    from mcnn.data.image_io import PixelSize, read_raw, write_image
+
+    for name, pm in (("a.tif", 20.0), ("b.tif", 10.0)):
+        write_image(tmp_path / name, _stem_frame(1000)[None].astype(np.float32),
+                    PixelSize(pm, pm, "pm"))
+    cal = _calibration(tmp_path, 1000.0)
+    files = [str(tmp_path / "a.tif"), str(tmp_path / "b.tif")]
+    assert predict.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "p"), "--calibration",
+                         cal, "--device", "cpu", "--batch-size", "1", "--resample"]) == 0
+    summary = _last_json(capsys)
+    assert stem_denoise.main([str(tiny_stem_run), files[1], "-o", str(tmp_path / "d"),
+                              "--calibration", cal, "--device", "cpu", "--resample"]) == 0
+    capsys.readouterr()
+    a, b = read_raw(tmp_path / "p" / "a.tif"), read_raw(tmp_path / "p" / "b.tif")
+    assert a.pixel_size.to("pm").x == pytest.approx(20.0, rel=1e-4)
+    assert b.pixel_size.to("pm").x == pytest.approx(10.0, rel=1e-4)
+    assert np.allclose(b.data, read_raw(tmp_path / "d" / "b.tif").data, rtol=1e-5, atol=1e-3)
+    # without --resample, the 10 pm file is warned about, by name, and the 20 pm one is not
+    assert predict.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "q"), "--calibration",
+                         cal, "--device", "cpu", "--batch-size", "1"]) == 0
+    by_file = _last_json(capsys)["warnings_by_file"]
+    assert list(by_file) == [files[1]] and "0.5x the training pixel size" in by_file[files[1]][0]
+    assert summary["warnings"] == []
+
+
 def test_a_stem_frame_with_an_offset_is_handled_as_without_it(tiny_stem_run, tmp_path, capsys):
     from mcnn.data.image_io import read_raw
 

@@ -106,6 +106,74 @@ def test_user_errors_exit_2(run, tmp_path, capsys):
     assert "bad.json: not a noise calibration" in capsys.readouterr().err
 
 
+def test_option_and_input_mistakes_are_one_line_naming_them(run, tmp_path, capsys):
+    from mcnn.data.image_io import write_image
+
+    rng = np.random.default_rng(4)
+    np.save(tmp_path / "f.npy", rng.poisson(3.0, (32, 32)).astype(np.float32))
+    f, o = str(tmp_path / "f.npy"), str(tmp_path / "o")
+    for dose in ("inf", "nan", "0", "-3"):
+        assert stem_denoise.main([str(run), f, "-o", o, f"--dose-e-per-px={dose}"]) == 2
+        assert _one_error_line(capsys).startswith(f"stem-denoise: error: --dose-e-per-px {dose}")
+    assert stem_denoise.main([str(run), f, "-o", o, "--adapt-steps", "-1"]) == 2
+    assert "--adapt-steps -1: must be >= 0" in _one_error_line(capsys)
+    (tmp_path / "afile").write_text("x")
+    assert stem_denoise.main([str(run), f, "-o", str(tmp_path / "afile")]) == 2
+    assert "afile: exists and is not a folder" in _one_error_line(capsys)
+    for name, shape in (("row.tif", (1, 1, 1, 256)), ("tiny.tif", (1, 1, 8, 8))):
+        write_image(tmp_path / name, rng.poisson(3.0, shape).astype(np.float32))
+        assert stem_denoise.main([str(run), str(tmp_path / name), "-o", o]) == 2
+        line = _one_error_line(capsys)
+        assert name in line and "a STEM frame needs at least 16 x 16 px" in line
+    # a calibration with wrong fields names them
+    (tmp_path / "cal.json").write_text(json.dumps({"gain_counts_per_e": -1}))
+    assert stem_denoise.main([str(run), f, "-o", o, "--calibration",
+                              str(tmp_path / "cal.json")]) == 2
+    line = _one_error_line(capsys)
+    assert "gain_counts_per_e:" in line and "offset_counts:" in line
+    # a "dark" frame brighter than the frames is refused, and no calibration file is left
+    yy, xx = np.mgrid[0:64, 0:64]
+    clean = 1 + 0.8 * np.sin(xx / 4.0) * np.cos(yy / 5.0)
+    np.save(tmp_path / "series.npy", (100 + 3 * rng.poisson(5.0 * clean, (3, 64, 64)))
+            .astype(np.float32))
+    np.save(tmp_path / "bright.npy", np.full((64, 64), 1000.0, np.float32))
+    assert stem_denoise.main([str(run), str(tmp_path / "series.npy"), "-o", o,
+                              "--save-calibration", str(tmp_path / "c.json"), "--dark",
+                              str(tmp_path / "bright.npy")]) == 2
+    assert "not a dark frame" in _one_error_line(capsys)
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_resampling_far_past_memory_is_refused(run, tmp_path, capsys):
+    from mcnn.data.image_io import write_image
+
+    frame = np.random.default_rng(5).poisson(3.0, (1, 1, 512, 512)).astype(np.float32)
+    write_image(tmp_path / "coarse.tif", frame, PixelSize(3.0, 3.0, "nm"))  # 150x the model's
+    assert stem_denoise.main([str(run), str(tmp_path / "coarse.tif"), "-o", str(tmp_path / "o"),
+                              "--resample"]) == 2
+    line = _one_error_line(capsys)
+    assert "coarse.tif" in line and "far coarser than the model's" in line
+
+
+def test_each_file_gets_its_own_warnings_and_the_figure_is_not_in_the_rate(run, tmp_path,
+                                                                          capsys, caplog):
+    """Two files with the same warning: each is warned about (and listed by file); the --compare
+    figure's time is reported apart from the denoising rate."""
+    rng = np.random.default_rng(7)
+    for name in ("a.npy", "b.npy"):
+        np.save(tmp_path / name, (100 + 3 * rng.poisson(4.0, (64, 64))).astype(np.float32))
+    assert stem_denoise.main([str(run), str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
+                              "-o", str(tmp_path / "o"), "--compare",
+                              str(tmp_path / "cmp.png")]) == 0
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    by_file = summary["warnings_by_file"]
+    assert set(by_file) == {str(tmp_path / "a.npy"), str(tmp_path / "b.npy")}
+    assert all(any(w.startswith("no --calibration") for w in ws) for ws in by_file.values())
+    assert caplog.text.count("no --calibration") == 2
+    assert summary["figure_s"] > 0 and summary["seconds"] > 0
+
+
 def test_adapt_on_the_inputs_and_save_the_adapted_model(run, tmp_path, capsys):
     from mcnn.infer import Predictor
 
@@ -133,6 +201,29 @@ def test_scale_bar_labels_use_a_readable_unit():
     assert stem_figures._length_label(500.0, "pm") == "500 pm"
     assert stem_figures._length_label(5000.0, "nm") == "5 µm"
     assert stem_figures._length_label(3.0, "1/nm") == "3 1/nm"
+
+
+def test_scale_bar_is_drawn_exactly_its_length():
+    """Rendered at one screen pixel per image pixel: the yellow bar spans the length it names
+    (20 px for 200 pm at 10 pm/px), not the half line widths that round ends add."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(2, 2), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(np.full((200, 200), 0.8), cmap="gray", vmin=0, vmax=1, aspect="auto")
+    ax.axis("off")
+    stem_figures.scale_bar(ax, (200, 200), PixelSize(10.0, 10.0, "pm"))
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    plt.close(fig)
+    yellow = (rgba[..., 0] > 200) & (rgba[..., 1] > 200) & (rgba[..., 2] < 80)
+    row = yellow[int(200 * 0.92)]
+    assert row.sum() == pytest.approx(200 / 5 / 10 * 10 / 2, abs=1.5)  # 200 pm bar = 20 px
+    dark = rgba[int(200 * 0.92) - 2, :, :3].max(axis=1) < 60  # the outline above the bar
+    assert dark[row].mean() > 0.8
 
 
 def test_save_calibration_fits_the_inputs_and_uses_it(run, tmp_path, capsys):

@@ -63,6 +63,22 @@ def test_real_files_carry_units_times_and_detector():
 
 
 @needs_shared
+def test_a_tia_emi_reads_its_series_and_a_folder_reads_each_series_once(tmp_path):
+    """TIA users open the .emi: it gives the pixels, pixel size and dwell time of its _1.ser; a
+    folder holding both lists the .ser only (one output per series), an .emi alone is listed."""
+    from mcnn.data.image_io import list_images
+
+    emi, ser = read_raw(SHARED / "16_STOimage.emi"), read_raw(SHARED / "16_STOimage_1.ser")
+    np.testing.assert_array_equal(emi.data, ser.data)
+    assert emi.pixel_size == ser.pixel_size and emi.meta["format"] == "tia"
+    assert emi.meta["dwell_time_s"] == pytest.approx(29e-6)
+    listed = [p.name for p in list_images(SHARED)]
+    assert "16_STOimage_1.ser" in listed and "16_STOimage.emi" not in listed
+    (tmp_path / "16_STOimage.emi").symlink_to((SHARED / "16_STOimage.emi").resolve())
+    assert [p.name for p in list_images(tmp_path)] == ["16_STOimage.emi"]
+
+
+@needs_shared
 @pytest.mark.parametrize("name", REAL_IMAGES)
 def test_real_file_cross_checked_with_rosettasciio(name):
     import rsciio.digitalmicrograph

@@ -32,3 +32,9 @@ def test_a_unit_that_is_not_a_length_is_not_converted(unit):
 def test_tiff_keeps_pm_and_a_command_line_length_parses():
     assert _in_um(12.5, 12.5, "pm", "imagej").unit == "pm"
     assert parse_length("10pm") == (10.0, "pm")
+
+
+def test_a_unit_error_lists_the_units_as_a_user_types_them():
+    with pytest.raises(ValueError, match="expected lengths in ") as err:
+        length_in(1.0, "furlong", "nm")
+    assert "\\u00b5" not in str(err.value) and "µm" in str(err.value)

@@ -7,7 +7,11 @@ import pytest
 
 from mcnn.stem.calibration import NoiseCalibration
 from mcnn.stem.normalise import (
+    UNKNOWN_DOSE,
     FrameUnits,
+    check_frame_shape,
+    dose_label,
+    frame_to_model_units,
     frame_units,
     from_model_units,
     to_model_units,
@@ -15,6 +19,8 @@ from mcnn.stem.normalise import (
 )
 
 CAL = NoiseCalibration(gain_counts_per_e=8.0, offset_counts=4000.0)
+STEM_TRAINING = {"simulator": {"name": "stem", "dose_e_per_px_range": [1.0, 10.0],
+                               "pixel_size_pm": 20.0}}
 
 
 def test_offset_is_removed_before_dividing_by_the_dose():
@@ -63,9 +69,36 @@ def test_warns_when_far_from_training():
     assert training_warnings(FrameUnits(0, 1, 5.0, "c", "g"), 25.0, data) == []
 
 
-def test_frames_that_are_not_counts_are_shifted_with_a_warning(caplog):
+def test_frames_that_are_not_counts_are_shifted_with_a_warning_and_no_dose():
     raw = np.linspace(-50.0, 30.0, 64 * 64).reshape(64, 64)  # dark-subtracted, mean < 0
     units = frame_units(raw)
     assert units.source.startswith("assumed") and units.offset_counts == -50.0
     assert to_model_units(raw, units).mean() == pytest.approx(1.0)
-    assert "not raw detector counts" in caplog.text
+    _, units, warnings = frame_to_model_units(raw, training_data=STEM_TRAINING)
+    assert units.dose_from == UNKNOWN_DOSE and dose_label(units).startswith("dose unknown")
+    assert any("not raw detector counts" in w for w in warnings)
+    # the "dose" here is a mean of uncalibrated values: no dose-range warning from it
+    assert not any("training range" in w for w in warnings)
+
+
+def test_an_estimated_calibration_is_one_fixed_warning_and_a_calibration_none():
+    raw = np.random.default_rng(3).poisson(4.0, (64, 64)) * 3.0 + 100.0
+    _, units, warnings = frame_to_model_units(raw)
+    assert units.source.startswith("estimated") and dose_label(units).startswith("dose ")
+    assert len(warnings) == 1 and warnings[0].startswith("no --calibration")
+    matching = NoiseCalibration(gain_counts_per_e=3.0, offset_counts=100.0)
+    _, units, warnings = frame_to_model_units(raw, calibration=matching)
+    assert units.source == "calibration" and warnings == []
+
+
+@pytest.mark.parametrize("dose", [0.0, -3.0, float("inf"), float("nan")])
+def test_a_given_dose_must_be_finite_and_positive(dose):
+    with pytest.raises(ValueError, match="finite number > 0"):
+        frame_units(np.full((32, 32), 5.0), calibration=CAL, dose_e_per_px=dose)
+
+
+@pytest.mark.parametrize("shape", [(1, 256), (8, 8), (15, 64), (4, 16, 16)])
+def test_frames_smaller_than_a_stem_image_are_refused(shape):
+    with pytest.raises(ValueError, match=r"^f\.tif: frame of .* px; a STEM frame needs at least "):
+        check_frame_shape(shape, "f.tif")
+    check_frame_shape((16, 64), "f.tif")  # the smallest accepted
