@@ -22,6 +22,7 @@ from apps.stem_units import (
     check_stem_model,
     check_unit_arguments,
     load_calibration,
+    parse_pixel_size,
     unit_arguments_given,
 )
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from tqdm import tqdm
 
-        from apps.stem_denoise import parse_pixel_size, plan_resampling
+        from apps.stem_denoise import plan_resampling
         from mcnn.data.image_io import read_raw, to_nchw
         from mcnn.infer import Predictor
         from mcnn.stem.normalise import (

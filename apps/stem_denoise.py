@@ -28,6 +28,7 @@ from apps.stem_units import (
     check_stem_model,
     check_unit_arguments,
     load_calibration,
+    parse_pixel_size,
 )
 
 PROG = "stem-denoise"
@@ -103,28 +104,6 @@ def output_paths(files: list[Path], out: Path) -> list[Path]:
         seen[stem] = seen.get(stem, 0) + 1
         paths.append(out / (f"{stem}.tif" if seen[stem] == 1 else f"{stem}_{seen[stem]}.tif"))
     return paths
-
-
-def parse_pixel_size(text: str) -> Any:
-    """``--pixel-size``: ``"10pm"``, ``"0.01nm"``, ``"1.5A"`` or a bare number (pm) -> a square
-    :class:`~mcnn.data.image_io.PixelSize` in pm (nm, um and mm are kept as given: units a TIFF
-    reader knows)."""
-    import math
-
-    from mcnn.data.units import PixelSize, length_in, parse_length
-
-    try:
-        value, unit = parse_length(text, default_unit="pm")
-    except ValueError as exc:
-        raise ValueError(f"--pixel-size {text}: {exc}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"--pixel-size {text}: expected a finite length such as 10pm")
-    key = unit.strip().lower()
-    if key in ("nm", "um", "mm", "µm", "μm"):
-        unit = "um" if key in ("µm", "μm") else key
-        return PixelSize(value, value, unit)
-    pm = length_in(value, unit, "pm")
-    return PixelSize(pm, pm, "pm")
 
 
 def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,

@@ -71,3 +71,86 @@ def check_stem_model(predictor: Any, checkpoint: Path) -> None:
     if (c.in_channels, c.out_channels, c.output_scale) != (1, 1, 1):
         raise ValueError(f"{checkpoint}: model maps {c.in_channels} -> {c.out_channels} channels "
                          f"at scale {c.output_scale}; STEM frames need 1 -> 1 at scale 1")
+
+
+def parse_pixel_size(text: str) -> Any:
+    """``--pixel-size``: ``"10pm"``, ``"0.01nm"``, ``"1.5A"`` or a bare number (pm) -> a square
+    :class:`~mcnn.data.image_io.PixelSize` in pm (nm, um and mm are kept as given: units a TIFF
+    reader knows)."""
+    import math
+
+    from mcnn.data.units import PixelSize, length_in, parse_length
+
+    try:
+        value, unit = parse_length(text, default_unit="pm")
+    except ValueError as exc:
+        raise ValueError(f"--pixel-size {text}: {exc}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"--pixel-size {text}: expected a finite length such as 10pm")
+    key = unit.strip().lower()
+    if key in ("nm", "um", "mm", "µm", "μm"):
+        unit = "um" if key in ("µm", "μm") else key
+        return PixelSize(value, value, unit)
+    pm = length_in(value, unit, "pm")
+    return PixelSize(pm, pm, "pm")
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """mcnn-train's STEM options: train the simulator for a user's microscope."""
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--pixel-size", metavar="LENGTH",
+                      help="STEM: train for frames of this pixel size (10pm, 0.0127nm, 1.5A; "
+                      "bare number: pm): sets data.simulator.pixel_size_pm, so the column "
+                      "spacing and width in pm become the right number of pixels")
+    size.add_argument("--pixel-size-from", metavar="FILE",
+                      help="STEM: the same, with the pixel size a microscope file records (DM3, "
+                      "EMD, SER, MRC, TIFF, HDF5 ...)")
+    p.add_argument("--calibration", type=Path, metavar="JSON",
+                   help="STEM: detector noise calibration (stem-denoise --save-calibration): "
+                   "the simulator's read noise becomes the detector's, in electrons")
+
+
+def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--pixel-size`` / ``--pixel-size-from`` / ``--calibration`` as dotted config overrides."""
+    out: dict[str, Any] = {}
+    if args.pixel_size is not None:
+        out["data.simulator.pixel_size_pm"] = parse_pixel_size(args.pixel_size).to("pm").x
+    elif args.pixel_size_from is not None:
+        out["data.simulator.pixel_size_pm"] = file_pixel_size_pm(args.pixel_size_from)
+    calibration = load_calibration(args.calibration)
+    if calibration is not None:
+        out.update({f"data.simulator.{k}": v for k, v in calibration.simulator_overrides().items()})
+    return out
+
+
+def file_pixel_size_pm(path: str) -> float:
+    """The pixel size (pm, along x) the first frame of a microscope file records; one line when
+    it records none in length units."""
+    from mcnn.data.image_io import open_frames
+    from mcnn.stem.normalise import pixel_size_pm
+
+    with open_frames(path) as stack:
+        recorded = stack.pixel_size
+    pm = pixel_size_pm(recorded)
+    if pm is None:
+        what = "none" if recorded is None else f"{recorded}, not a length"
+        raise ValueError(f"{path}: --pixel-size-from needs a file that records its pixel size; it "
+                         f"records {what} (give --pixel-size instead)")
+    return pm
+
+
+def check_stem_training(config: Any, given: list[str], source: Path) -> None:
+    """The STEM training options only mean something for the STEM simulator with its column
+    spacing and width in pm (else a pixel size would change nothing in the frames)."""
+    data = config.data
+    sim = getattr(data, "simulator", None)
+    if getattr(data, "kind", None) != "simulated" or getattr(sim, "name", None) != "stem":
+        raise ValueError(f"{given[0]}: only for the STEM simulator; {source} trains on "
+                         f"{getattr(sim, 'name', None) or getattr(data, 'kind', '?')} data")
+    size_given = any(g.startswith("--pixel-size") for g in given)
+    if size_given and (sim.spacing_pm_range is None or sim.atom_sigma_pm_range is None):
+        raise ValueError(f"{given[0]}: {source} gives the column spacing and width in pixels "
+                         "(spacing_px_range, atom_sigma_px_range), so a pixel size would not "
+                         "change the frames; set data.simulator.spacing_pm_range and "
+                         "atom_sigma_pm_range (as configs/denoise-stem-cpu.yaml does)")
+

@@ -16,6 +16,7 @@ from apps.cli import (
     run_cli,
     setup_logging,
 )
+from apps.stem_units import add_training_arguments, check_stem_training, training_overrides
 
 PROG = "mcnn-train"
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the run in out_dir/name")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the run in out_dir/name (its checkpoints, logs and samples)")
+    add_training_arguments(p)
     add_config_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -80,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         from mcnn.train.config import TrainConfig
         from mcnn.train.trainer import Trainer
 
-        cfg = load_command_config(TrainConfig, args.config, args, flag_overrides(args))
+        stem_given = [flag for flag, value in (("--pixel-size", args.pixel_size),
+                                               ("--pixel-size-from", args.pixel_size_from),
+                                               ("--calibration", args.calibration))
+                      if value is not None]
+        if stem_given:  # checked on the config (--set included), then applied under --set
+            check_stem_training(load_command_config(TrainConfig, args.config, args,
+                                                    flag_overrides(args)), stem_given, args.config)
+        flags = {**flag_overrides(args), **(training_overrides(args) if stem_given else {})}
+        cfg = load_command_config(TrainConfig, args.config, args, flags)
         if args.print_config:
             print_config(cfg)
             return 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from apps import stem_denoise, stem_figures
+from apps import stem_denoise, stem_figures, stem_units
 from mcnn.data.image_io import PixelSize, read_raw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -366,7 +366,7 @@ def test_pixel_size_option_sets_the_pixel_size_of_files_without_one(run, tmp_pat
 
 
 def test_pixel_size_values():
-    parse = stem_denoise.parse_pixel_size
+    parse = stem_units.parse_pixel_size
     assert parse("10pm") == PixelSize(10.0, 10.0, "pm")
     assert parse("12") == PixelSize(12.0, 12.0, "pm")  # a bare number is pm
     assert parse("1.5A").x == pytest.approx(150.0) and parse("1.5A").unit == "pm"

@@ -126,3 +126,56 @@ def test_sigterm_stops_with_exit_130_and_resume_finishes(tmp_path, capsys, monke
     capsys.readouterr()
     assert train.main([str(cfg), "--resume"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 4
+
+
+def _tiny_stem(tmp_path):
+    cfg = _tiny(tmp_path)
+    cfg["data"] = {"kind": "simulated", "size": 32, "examples_per_epoch": 4, "val_examples": 2,
+                   "simulator": {"name": "stem", "pixel_size_pm": 20.0,
+                                 "spacing_pm_range": [160.0, 300.0],
+                                 "atom_sigma_pm_range": [20.0, 40.0]}}
+    return cfg
+
+
+def test_train_for_a_users_microscope_from_a_file_and_a_calibration(tmp_path, capsys):
+    """--pixel-size-from takes the pixel size a microscope file records, --calibration the
+    detector's read noise in electrons; they train, and the run's config records them."""
+    import numpy as np
+
+    from mcnn.data.image_io import PixelSize, write_image
+
+    write_image(tmp_path / "scan.tif", np.ones((1, 1, 32, 32), np.float32),
+                PixelSize(0.0125, 0.0125, "nm"))
+    (tmp_path / "noise.json").write_text(json.dumps(
+        {"gain_counts_per_e": 8.0, "offset_counts": 100.0, "read_noise_counts": 2.0}))
+    cfg = _write(tmp_path, _tiny_stem(tmp_path))
+    assert train.main([str(cfg), "--pixel-size-from", str(tmp_path / "scan.tif"), "--calibration",
+                       str(tmp_path / "noise.json"), "--steps", "2", "--name", "mine"]) == 0
+    capsys.readouterr()
+    saved = json.loads((tmp_path / "runs" / "mine" / "config.json").read_text())["data"]
+    assert saved["simulator"]["pixel_size_pm"] == 12.5
+    assert saved["simulator"]["detector_noise_e"] == 0.25  # 2 counts / 8 counts per electron
+    # --pixel-size in any length unit; --set still has the last word
+    assert train.main([str(cfg), "--pixel-size", "0.15A", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["simulator"]["pixel_size_pm"] == 15.0
+    assert train.main([str(cfg), "--pixel-size", "15pm", "--set",
+                       "data.simulator.pixel_size_pm=18", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["simulator"]["pixel_size_pm"] == 18.0
+
+
+def test_stem_training_options_refused_where_they_would_change_nothing(tmp_path, capsys):
+    import numpy as np
+
+    assert train.main([str(_write(tmp_path, _tiny(tmp_path))), "--pixel-size", "10pm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pixel-size: only for the STEM simulator" in err[0]
+    px_only = _tiny_stem(tmp_path)
+    for key in ("pixel_size_pm", "spacing_pm_range", "atom_sigma_pm_range"):
+        del px_only["data"]["simulator"][key]
+    assert train.main([str(_write(tmp_path, px_only)), "--pixel-size", "10pm"]) == 2
+    assert "gives the column spacing and width in pixels" in capsys.readouterr().err
+    np.save(tmp_path / "bare.npy", np.ones((32, 32), np.float32))
+    assert train.main([str(_write(tmp_path, _tiny_stem(tmp_path))), "--pixel-size-from",
+                       str(tmp_path / "bare.npy")]) == 2
+    assert "bare.npy: --pixel-size-from needs a file that records its pixel size" in \
+        capsys.readouterr().err
