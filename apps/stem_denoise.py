@@ -62,8 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", type=Path, help="run folder, checkpoint folder or model.safetensors")
-    p.add_argument("inputs", nargs="+", help="microscope files, stacks, folders, file.h5#/dataset")
+    p.add_argument("inputs", nargs="*", help="microscope files, stacks, folders, file.h5#/dataset")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--watch", type=Path, metavar="FOLDER",
+                   help="after the inputs, denoise each file the microscope finishes writing into "
+                   "FOLDER (its files already there first), until Ctrl-C or --idle-exit")
+    p.add_argument("--idle-exit", type=float, metavar="S",
+                   help="--watch: stop after S seconds without a new file (default: run until "
+                   "Ctrl-C)")
     add_unit_arguments(p)
     add_pixel_arguments(p)
     p.add_argument("--save-calibration", type=Path, metavar="JSON",
@@ -95,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def output_paths(files: list[Path], out: Path) -> list[Path]:
-    """``out/<stem>.tif`` per input; a repeated stem gets ``_2``, ``_3``..."""
-    seen: dict[str, int] = {}
+def output_paths(files: list[Path], out: Path, seen: dict[str, int] | None = None) -> list[Path]:
+    """``out/<stem>.tif`` per input; a repeated stem gets ``_2``, ``_3``... (``seen`` carries the
+    count across calls, for files that arrive one by one)."""
+    seen = {} if seen is None else seen
     paths = []
     for f in files:
         stem = Path(str(f).split("#", 1)[0]).stem
@@ -241,6 +248,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.adapt_steps < 0:
             raise ValueError(f"--adapt-steps {args.adapt_steps}: must be >= 0 (0: no adaptation)")
         check_unit_arguments(args)
+        if not args.inputs and args.watch is None:
+            raise ValueError("no inputs: give files or folders, or --watch FOLDER")
+        if args.idle_exit is not None and (args.watch is None or not args.idle_exit > 0):
+            raise ValueError(f"--idle-exit {args.idle_exit}: takes seconds > 0, with --watch")
+        if args.watch is not None and not args.watch.is_dir():
+            raise ValueError(f"{args.watch}: --watch needs a folder")
+        for option, needs in (("--save-calibration", args.save_calibration),
+                              ("--adapt-steps", args.adapt_steps or None)):
+            if needs is not None and not args.inputs:
+                raise ValueError(f"{option}: fits on the inputs' frames; give the files to fit on "
+                                 "(with --watch, they are denoised first)")
         pixel_size = None if args.pixel_size is None else parse_pixel_size(args.pixel_size)
         files = expand_inputs(args.inputs)
         if args.out.exists() and not args.out.is_dir():
@@ -268,102 +286,119 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.checkpoint}: --resample needs the model's training pixel "
                              "size and the checkpoint records no data.simulator.pixel_size_pm "
                              "(train with --set data.simulator.pixel_size_pm=<pm>)")
-        total = 0
+        warned: set[str] = set()  # every warning's text, once
+        warned_in: dict[str, list[str]] = {}  # input -> its warnings, each once
         grids: dict[str, Any] = {}  # input path -> FrameResampling (None: not resampled)
-        for f in files:  # every file checked before any output is written
+        frames_in: dict[str, int] = {}
+
+        def warn(path: Path, index: int | None, text: str) -> None:
+            """Say ``text`` once per file (each file gets its own), and list it under the file."""
+            file_warnings = warned_in.setdefault(str(path), [])
+            if text not in file_warnings:
+                file_warnings.append(text)
+                warned.add(text)
+                log.warning("%s%s: %s", path, "" if index is None else f"[{index}]", text)
+
+        def check(f: Path) -> None:
+            """One file usable as a whole (greyscale frames of a STEM size, readable to its last
+            frame when watched, resampling planned) before any of its output is written."""
             with open_frames(f) as stack:
                 if stack.axes.endswith("C"):
                     raise ImageFileError(f"{f}: colour image; expected greyscale frames")
                 check_frame_shape(stack.frame_shape, f)
-                total += len(stack)
+                if args.watch is not None and f.parent == args.watch:
+                    stack.frame(len(stack) - 1)  # a file still being written fails here
+                frames_in[str(f)] = len(stack)
                 ps = pixel_size or stack.pixel_size
-                grids[str(f)] = plan_resampling(f, stack.frame_shape[:2], ps, model_pm) \
+                grid = plan_resampling(f, stack.frame_shape[:2], ps, model_pm) \
                     if args.resample else None
-        warned: set[str] = set()  # every warning's text, once
-        warned_in: dict[str, list[str]] = {}  # input -> its warnings, each once
-        upsampled = [str(f) for f in files if grids[str(f)] is not None and grids[str(f)].upsamples]
-        if upsampled:
-            w = (f"--resample upsamples {len(upsampled)} file(s) (pixels larger than the model's "
-                 f"{model_pm:g} pm, e.g. {upsampled[0]}): the interpolation correlates the noise "
-                 "between neighbouring pixels, which the model never saw in training")
-            warned.add(w)
-            log.warning("%s", w)
+            grids[str(f)] = grid
+            if grid is not None and grid.upsamples:
+                warn(f, None, f"--resample upsamples this file (pixels larger than the model's "
+                     f"{model_pm:g} pm): the interpolation correlates the noise between "
+                     "neighbouring pixels, which the model never saw in training")
+
+        for f in files:  # every input checked before any output is written
+            check(f)
         if args.adapt_steps > 0:
             _adapt(args, predictor, calibration, training, grids)
-        outputs = output_paths(files, args.out)
+        names: dict[str, int] = {}
         record: list[dict[str, Any]] = []
         compare_done = args.compare is None
         figure_s = 0.0  # --compare's figure (BM3D included): not part of the denoising rate
-        t0 = time.perf_counter()
         done = 0
-        with tqdm(total=total, unit="frame", disable=None, file=sys.stderr) as bar:
-            for path, target in zip(files, outputs, strict=True):
-                with open_frames(path) as stack:
-                    n = len(stack)
-                    ps = pixel_size or stack.pixel_size
-                    grid = grids[str(path)]
-                    # (model input, its units, the frame as stored when the figure needs it)
-                    pending: deque[tuple[np.ndarray, Any, np.ndarray | None]] = deque()
-                    per_frame: list[dict[str, Any]] = []
 
-                    def inputs(stack: Any = stack, pending: deque = pending,
-                               per_frame: list = per_frame, ps: Any = ps,
-                               path: Path = path, grid: Any = grid) -> Iterator[np.ndarray]:
-                        for i in range(len(stack)):
-                            raw = stack.frame(i)
-                            x, units, warnings = frame_to_model_units(
-                                raw, pixel_size=ps, training_data=training,
-                                calibration=calibration, dose_e_per_px=args.dose_e_per_px,
-                                resampling=grid)
-                            file_warnings = warned_in.setdefault(str(path), [])
-                            for w in warnings:
-                                if w not in file_warnings:  # said once per file, for each file
-                                    file_warnings.append(w)
-                                    warned.add(w)
-                                    log.warning("%s[%d]: %s", path, i, w)
-                            keep = raw if grid is not None and not compare_done else None
-                            pending.append((x, units, keep))
-                            entry = {"index_in_file": i, **units.as_dict()}
-                            if grid is not None:
-                                entry["dose_e_per_input_px"] = \
-                                    input_grid_units(units, grid).dose_e_per_px
-                            per_frame.append(entry)
-                            yield x
+        def denoise_file(path: Path, target: Path, bar: Any) -> None:
+            """One input file -> one float32 TIFF stack, frame by frame, in the input's units."""
+            nonlocal compare_done, done, figure_s
+            with open_frames(path) as stack:
+                n = len(stack)
+                ps = pixel_size or stack.pixel_size
+                grid = grids[str(path)]
+                # (model input, its units, the frame as stored when the figure needs it)
+                pending: deque[tuple[np.ndarray, Any, np.ndarray | None]] = deque()
+                per_frame: list[dict[str, Any]] = []
 
-                    def outputs_of(stack: Any = stack, pending: deque = pending,
-                                   path: Path = path, ps: Any = ps,
-                                   grid: Any = grid) -> Iterator[np.ndarray]:
-                        nonlocal compare_done, done, figure_s
-                        for y in predictor.stream(inputs(), batch_size=args.batch_size):
-                            x, units, raw = pending.popleft()
-                            if not compare_done:
-                                t_figure = time.perf_counter()
-                                # the input's grid, as without --resample
-                                shown_units = input_grid_units(units, grid)
-                                raw_x = x if raw is None else to_model_units(raw, shown_units)
-                                note = "" if grid is None else \
-                                    f", denoised at {grid.pixel_size_model_pm:g} pm"
-                                compare_figure(args.compare, raw_x,
-                                               from_model_units(y, units, "model", grid), ps,
-                                               f"{Path(str(path).split('#')[0]).name}, frame 0, "
-                                               f"{dose_label(shown_units)}{note}")
-                                compare_done = True
-                                figure_s = time.perf_counter() - t_figure
-                            done += 1
-                            bar.update(1)
-                            yield from_model_units(y, units, args.output_units, grid)
+                def inputs() -> Iterator[np.ndarray]:
+                    for i in range(len(stack)):
+                        raw = stack.frame(i)
+                        x, units, warnings = frame_to_model_units(
+                            raw, pixel_size=ps, training_data=training,
+                            calibration=calibration, dose_e_per_px=args.dose_e_per_px,
+                            resampling=grid)
+                        for w in warnings:
+                            warn(path, i, w)
+                        keep = raw if grid is not None and not compare_done else None
+                        pending.append((x, units, keep))
+                        entry = {"index_in_file": i, **units.as_dict()}
+                        if grid is not None:
+                            entry["dose_e_per_input_px"] = \
+                                input_grid_units(units, grid).dose_e_per_px
+                        per_frame.append(entry)
+                        yield x
 
-                    write_stack(target, outputs_of(), n, stack.frame_shape[:2], ps)
-                record.append({"input": str(path), "output": str(target), "frames": n,
-                               "pixel_size": None if ps is None else
-                               {"y": ps.y, "x": ps.x, "unit": ps.unit},
-                               "detector": stack.meta.get("detector"),
-                               "resample": None if grid is None else {
-                                   "factor_yx": [round(v, 6) for v in grid.factor_yx],
-                                   "model_pixel_size_pm": grid.pixel_size_model_pm,
-                                   "model_shape_px": list(grid.shape_model_px),
-                                   "electrons_scale": round(grid.electrons_scale, 6)},
-                               "frames_units": per_frame})
+                def outputs() -> Iterator[np.ndarray]:
+                    nonlocal compare_done, done, figure_s
+                    for y in predictor.stream(inputs(), batch_size=args.batch_size):
+                        x, units, raw = pending.popleft()
+                        if not compare_done:
+                            t_figure = time.perf_counter()
+                            # the input's grid, as without --resample
+                            shown_units = input_grid_units(units, grid)
+                            raw_x = x if raw is None else to_model_units(raw, shown_units)
+                            note = "" if grid is None else \
+                                f", denoised at {grid.pixel_size_model_pm:g} pm"
+                            compare_figure(args.compare, raw_x,
+                                           from_model_units(y, units, "model", grid), ps,
+                                           f"{Path(str(path).split('#')[0]).name}, frame 0, "
+                                           f"{dose_label(shown_units)}{note}")
+                            compare_done = True
+                            figure_s = time.perf_counter() - t_figure
+                        done += 1
+                        bar.update(1)
+                        yield from_model_units(y, units, args.output_units, grid)
+
+                write_stack(target, outputs(), n, stack.frame_shape[:2], ps)
+                detector = stack.meta.get("detector")
+            record.append({"input": str(path), "output": str(target), "frames": n,
+                           "pixel_size": None if ps is None else
+                           {"y": ps.y, "x": ps.x, "unit": ps.unit},
+                           "detector": detector,
+                           "resample": None if grid is None else {
+                               "factor_yx": [round(v, 6) for v in grid.factor_yx],
+                               "model_pixel_size_pm": grid.pixel_size_model_pm,
+                               "model_shape_px": list(grid.shape_model_px),
+                               "electrons_scale": round(grid.electrons_scale, 6)},
+                           "frames_units": per_frame})
+
+        t0 = time.perf_counter()
+        total = sum(frames_in.values())
+        failed: list[str] = []
+        with tqdm(total=total or None, unit="frame", disable=None, file=sys.stderr) as bar:
+            for path, target in zip(files, output_paths(files, args.out, names), strict=True):
+                denoise_file(path, target, bar)
+            if args.watch is not None:
+                failed = _watch(args, files, check, names, frames_in, denoise_file, bar)
         elapsed = time.perf_counter() - t0 - figure_s
         rate = done / elapsed if elapsed > 0 else float("inf")
         log.info("%d frame(s) in %.2f s (%.2f frames/s)%s", done, elapsed, rate,
@@ -377,12 +412,60 @@ def main(argv: list[str] | None = None) -> int:
                    "compare": None if args.compare is None else str(args.compare),
                    "outputs": [{k: v for k, v in r.items() if k != "frames_units"}
                                for r in record]}
+        if args.watch is not None:
+            summary["watch"] = {"folder": str(args.watch), "failed": failed}
         (args.out / "stem-denoise.json").write_text(json.dumps({**summary, "files": record},
                                                                indent=2) + "\n")
         print(json.dumps(summary, indent=2))
+        if failed:
+            raise ValueError(f"{len(failed)} watched file(s) could not be used (each is named "
+                             "above); every other file was written")
         return 0
 
     return run_cli(PROG, body)
+
+
+WATCH_POLL_S = 0.5
+
+
+def _watch(args: argparse.Namespace, given: list[Path], check: Any, names: dict[str, int],
+           frames_in: dict[str, int], denoise_file: Any, bar: Any) -> list[str]:
+    """Denoise each file that becomes complete in ``--watch`` (files already there first, except
+    those given as inputs), until Ctrl-C or ``--idle-exit``; a file that cannot be used is
+    reported in one line and skipped, and the watch goes on. Returns those lines."""
+    from acquire.sources.watch import FolderWatcher
+
+    failed: list[str] = []
+    done_already = {p.resolve() for p in given}
+    watcher = FolderWatcher(args.watch, accept=check, max_retries=3)
+    log.info("watching %s for new frames (Ctrl-C to stop%s)", args.watch,
+             "" if args.idle_exit is None else f", or {args.idle_exit:g} s without a new file")
+    last_new = time.monotonic()
+    try:
+        while True:
+            skipped_before = len(watcher.skipped)
+            for path in watcher.poll():
+                last_new = time.monotonic()
+                if path.resolve() in done_already:
+                    continue
+                (target,) = output_paths([path], args.out, names)
+                bar.total = (bar.total or 0) + frames_in[str(path)]
+                bar.refresh()
+                try:
+                    denoise_file(path, target, bar)
+                except (ValueError, OSError) as exc:  # one bad file does not stop the watch
+                    failed.append(str(exc).splitlines()[0] if str(exc) else str(path))
+                    log.error("%s", failed[-1])
+            failed += watcher.skipped[skipped_before:]
+            if watcher.pending or len(watcher.skipped) > skipped_before:
+                last_new = time.monotonic()  # a file is still being written: not idle
+            if args.idle_exit is not None and time.monotonic() - last_new >= args.idle_exit:
+                log.info("no new file in %s for %g s: stopping", args.watch, args.idle_exit)
+                break
+            time.sleep(WATCH_POLL_S)
+    except KeyboardInterrupt:
+        log.info("stopped watching %s (Ctrl-C); every finished output is kept", args.watch)
+    return failed
 
 
 if __name__ == "__main__":

@@ -11,11 +11,9 @@ Timing: with ``fps`` the frames play on their own clock (a background thread, th
 wins, as for a camera) and ``pause``/``play``/``seek`` drive a viewer's play button and slider;
 with ``fps=None`` every frame is handed out in order, as fast as the caller reads. ``loop`` starts
 again after the last frame. ``watch=True`` (one folder) waits at the end for new files as the
-microscope writes them: a file is taken only once complete, i.e. not a temporary name (``.tmp``,
-``.part``, ``.partial``, ``.crdownload``, ``.lock``, ``~`` or ``.`` prefixes), non-empty, with the
-same size and mtime over two polls in a row, and readable to its last frame; one that still fails
-is retried on the next polls and skipped (logged, listed in ``skipped``) after ``max_retries``.
-``existing=False`` ignores the files already there when the source opens.
+microscope writes them (``acquire.sources.watch.FolderWatcher``: complete files only, readable to
+their last frame; failures retried, then skipped and listed in ``skipped``). ``existing=False``
+ignores the files already there when the source opens.
 
 ``meta``: ``source_file``, ``index_in_file``, ``frames_in_file``, ``series_index`` (position in the
 series, what ``seek`` takes), ``pixel_size`` as ``(y, x, unit)`` when the file says, and the
@@ -24,7 +22,6 @@ reader's metadata (detector, dwell time...).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -35,16 +32,7 @@ import numpy as np
 
 from acquire.frame import Frame, monotonic_s, stamp_now
 from acquire.sources.base import SourceError, SourceExhausted, StreamingSource
-
-logger = logging.getLogger(__name__)
-
-TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".lock")
-
-
-def is_temporary(path: Path) -> bool:
-    """Names a writer uses before the file is complete."""
-    name = path.name.lower()
-    return name.startswith((".", "~")) or name.endswith(TEMP_SUFFIXES)
+from acquire.sources.watch import FolderWatcher
 
 
 class FrameSeriesSource(StreamingSource):
@@ -63,12 +51,9 @@ class FrameSeriesSource(StreamingSource):
         self.name = name or (f"series:{self.inputs[0].name}" if self.path else "series")
         self.fps, self.loop, self.watch, self.existing = fps, loop, watch, existing
         self.poll_s, self.max_retries = poll_s, max_retries
-        self.skipped: list[str] = []
+        self._watcher: FolderWatcher | None = None
         self._entries: list[tuple[Path, int]] = []  # (file, frame within it)
         self._frames_in: dict[Path, int] = {}
-        self._seen: set[Path] = set()  # watch: files taken, skipped or there before opening
-        self._sizes: dict[Path, tuple[int, int]] = {}  # watch: (size, mtime) at the last poll
-        self._failures: dict[Path, int] = {}
         self._stack: Any = None  # the one open FrameStack, of file _stack_path
         self._stack_path: Path | None = None
         self._pos = 0
@@ -106,42 +91,15 @@ class FrameSeriesSource(StreamingSource):
         if not self._entries:
             raise SourceError(f"{', '.join(map(str, self.inputs))}: no image frames")
 
-    def _candidates(self) -> list[Path]:
-        from mcnn.data.image_io import image_suffixes
-
-        suffixes = set(image_suffixes())
-        assert self.path is not None
-        try:
-            return sorted(p for p in self.path.iterdir()
-                          if p.is_file() and p.suffix.lower() in suffixes and not is_temporary(p))
-        except FileNotFoundError:
-            raise SourceError(f"{self.path}: the watched folder is gone") from None
-
     def poll(self) -> None:
         """Watch: one look at the folder; complete new files join the series."""
-        for path in self._candidates():
-            if path in self._seen:
-                continue
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # renamed or removed between listing and stat
-                continue
-            sig = (st.st_size, st.st_mtime_ns)
-            if self._sizes.get(path) != sig or st.st_size == 0:
-                self._sizes[path] = sig  # new or still changing: look again next poll
-                continue
-            try:
-                self._add(path)
-            except (ValueError, OSError, IndexError) as exc:  # ImageFileError is a ValueError
-                n = self._failures[path] = self._failures.get(path, 0) + 1
-                self._sizes.pop(path, None)
-                if n >= self.max_retries:
-                    logger.warning("%s: skipped (%s)", path, exc)
-                    self.skipped.append(str(exc) or f"{path}: no frames")
-                    self._seen.add(path)
-                continue
-            self._seen.add(path)
-            self._sizes.pop(path, None)
+        if self._watcher is not None:
+            self._watcher.poll()  # accepting a file adds its frames
+
+    @property
+    def skipped(self) -> list[str]:
+        """Watch: the files given up on (one line each, saying why)."""
+        return [] if self._watcher is None else list(self._watcher.skipped)
 
     @property
     def frame_count(self) -> int:
@@ -249,12 +207,11 @@ class FrameSeriesSource(StreamingSource):
 
     def _start(self) -> None:
         self._entries, self._frames_in, self._stack, self._count = [], {}, None, 0
-        self._seen, self._sizes, self._failures = set(), {}, {}
+        self._watcher = None
         if self.watch:
-            if not self.path or not self.path.is_dir():
-                raise SourceError(f"{self.path}: no such folder to watch")
-            if not self.existing:
-                self._seen = set(self._candidates())
+            assert self.path is not None
+            self._watcher = FolderWatcher(self.path, accept=self._add, existing=self.existing,
+                                          max_retries=self.max_retries)
         self._scan()
         self._pos, self._seek_to, self._next_due = 0, None, monotonic_s()
 

@@ -5,6 +5,8 @@ pixel size and frame order out; one-line user errors."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,15 @@ def test_option_and_input_mistakes_are_one_line_naming_them(run, tmp_path, capsy
         assert _one_error_line(capsys).startswith(f"stem-denoise: error: --dose-e-per-px {dose}")
     assert stem_denoise.main([str(run), f, "-o", o, "--adapt-steps", "-1"]) == 2
     assert "--adapt-steps -1: must be >= 0" in _one_error_line(capsys)
+    assert stem_denoise.main([str(run), "-o", o]) == 2
+    assert "no inputs: give files or folders, or --watch FOLDER" in _one_error_line(capsys)
+    assert stem_denoise.main([str(run), f, "-o", o, "--idle-exit", "5"]) == 2
+    assert "--idle-exit 5.0: takes seconds > 0, with --watch" in _one_error_line(capsys)
+    assert stem_denoise.main([str(run), "-o", o, "--watch", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: --watch needs a folder" in _one_error_line(capsys)
+    assert stem_denoise.main([str(run), "-o", o, "--watch", str(tmp_path), "--save-calibration",
+                              str(tmp_path / "c.json")]) == 2
+    assert "--save-calibration: fits on the inputs' frames" in _one_error_line(capsys)
     (tmp_path / "afile").write_text("x")
     assert stem_denoise.main([str(run), f, "-o", str(tmp_path / "afile")]) == 2
     assert "afile: exists and is not a folder" in _one_error_line(capsys)
@@ -348,7 +359,8 @@ def test_resample_upsampling_warns_once_that_the_noise_becomes_correlated(run, t
     assert rc == 0
     summary = _summary(capsys)
     up = [w for w in summary["warnings"] if "correlates the noise" in w]
-    assert len(up) == 1 and "2 file(s)" in up[0]
+    assert len(up) == 1 and "upsamples this file" in up[0]
+    assert all(up[0] in summary["warnings_by_file"][str(tmp_path / f)] for f in ("a.npy", "b.npy"))
     assert read_raw(tmp_path / "o" / "a.tif").data.shape == (2, 24, 24)
     record = json.loads((tmp_path / "o" / "stem-denoise.json").read_text())["files"][0]
     assert record["resample"]["factor_yx"] == [2.0, 2.0]
@@ -489,3 +501,88 @@ def test_a_hyperspy_file_is_denoised_with_its_pixel_size(run, tmp_path, capsys):
     out = read_raw(tmp_path / "out" / "scan.tif")
     assert out.data.shape == (2, 32, 40) and out.pixel_size.to("pm").x == pytest.approx(20.0)
     assert np.allclose(out.data.mean(axis=(1, 2)), frames.mean(axis=(1, 2)), rtol=0.02)
+
+
+def _npy_bytes(frames: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, frames)
+    return buf.getvalue()
+
+
+def test_watch_denoises_files_as_the_microscope_finishes_them(run, tmp_path, capsys):
+    """--watch: the file already there, a file written in two halves a second apart (read only
+    once complete) and one written under a temporary name then renamed are each denoised once,
+    in their frame order; a file that never becomes readable is skipped with one line, the watch
+    goes on, and --idle-exit ends it (exit 2 because of the skipped file)."""
+    import threading
+
+    rng = np.random.default_rng(8)
+    watched = tmp_path / "scans"
+    watched.mkdir()
+    np.save(watched / "a.npy", rng.poisson(4.0, (2, 32, 32)).astype(np.float32))
+    cal = tmp_path / "noise.json"  # counts are electrons here: the output mean is checkable
+    cal.write_text(json.dumps({"gain_counts_per_e": 1.0, "offset_counts": 0.0}))
+    result: dict[str, int] = {}
+    worker = threading.Thread(target=lambda: result.update(rc=stem_denoise.main([
+        str(run), "--watch", str(watched), "--idle-exit", "3", "-o", str(tmp_path / "o"),
+        "--calibration", str(cal)])))
+    worker.start()
+    try:
+        slow = _npy_bytes(rng.poisson(4.0, (3, 32, 32)).astype(np.float32))
+        with open(watched / "b.npy", "wb") as f:  # half a file, stable for two polls
+            f.write(slow[: len(slow) // 2])
+        time.sleep(1.6)
+        with open(watched / "b.npy", "ab") as f:
+            f.write(slow[len(slow) // 2:])
+        (watched / "c.npy.part").write_bytes(_npy_bytes(rng.poisson(4.0, (32, 32))
+                                                        .astype(np.float32)))
+        os.replace(watched / "c.npy.part", watched / "c.npy")
+        (watched / "d.npy").write_bytes(b"not an array")
+    finally:
+        worker.join(timeout=60)
+    assert not worker.is_alive() and result["rc"] == 2
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert [Path(o["input"]).name for o in summary["outputs"]] == ["a.npy", "b.npy", "c.npy"]
+    assert summary["frames"] == 6
+    assert len(summary["watch"]["failed"]) == 1 and "d.npy" in summary["watch"]["failed"][0]
+    assert "1 watched file(s) could not be used" in out.err
+    assert read_raw(tmp_path / "o" / "b.tif").data.shape == (3, 32, 32)
+    # what the watch wrote is what stem-denoise writes for the same file given as an input
+    assert stem_denoise.main([str(run), str(watched / "b.npy"), "-o", str(tmp_path / "ref"),
+                              "--calibration", str(cal)]) == 0
+    capsys.readouterr()
+    assert np.array_equal(read_raw(tmp_path / "o" / "b.tif").data,
+                          read_raw(tmp_path / "ref" / "b.tif").data)
+
+
+def test_watch_stops_on_ctrl_c_keeping_every_output(run, tmp_path):
+    """A real process watching a folder: Ctrl-C (SIGINT) ends the watch with exit 0, the summary
+    and every finished output."""
+    import signal
+    import subprocess
+    import sys
+
+    watched = tmp_path / "scans"
+    watched.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apps.stem_denoise", str(run), "--watch", str(watched), "-o",
+         str(tmp_path / "o"), "--dose-e-per-px", "4", "--device", "cpu"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        np.save(watched / "live.npy", np.random.default_rng(9).poisson(4.0, (32, 32))
+                .astype(np.float32))
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "o" / "live.tif").exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["frames"] == 1 and summary["watch"]["failed"] == []
+    assert read_raw(tmp_path / "o" / "live.tif").data.shape == (32, 32)
