@@ -101,15 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def output_paths(files: list[Path], out: Path, seen: dict[str, int] | None = None) -> list[Path]:
-    """``out/<stem>.tif`` per input; a repeated stem gets ``_2``, ``_3``... (``seen`` carries the
-    count across calls, for files that arrive one by one)."""
-    seen = {} if seen is None else seen
+def output_paths(files: list[Path], out: Path, used: set[str] | None = None) -> list[Path]:
+    """``out/<stem>.tif`` per input; a name already used gets ``_2``, ``_3``... until it is free
+    (``a.dm3``, ``a.tif``, ``a_2.npy`` -> ``a``, ``a_2``, ``a_2_2``; ``used`` carries the names
+    across calls, for files that arrive one by one)."""
+    used = set() if used is None else used
     paths = []
     for f in files:
         stem = Path(str(f).split("#", 1)[0]).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        paths.append(out / (f"{stem}.tif" if seen[stem] == 1 else f"{stem}_{seen[stem]}.tif"))
+        name, k = f"{stem}.tif", 1
+        while name.lower() in used:
+            k += 1
+            name = f"{stem}_{k}.tif"
+        used.add(name.lower())
+        paths.append(out / name)
     return paths
 
 
@@ -263,12 +268,13 @@ def main(argv: list[str] | None = None) -> int:
         files = expand_inputs(args.inputs)
         if args.out.exists() and not args.out.is_dir():
             raise ValueError(f"{args.out}: exists and is not a folder; -o takes an output folder")
+        if args.watch is not None and args.out.resolve() == args.watch.resolve():
+            raise ValueError(f"{args.out}: -o is the watched folder, so every output would be "
+                             "denoised again; write the outputs elsewhere (a subfolder is fine)")
         args.out.mkdir(parents=True, exist_ok=True)
         if not os.access(args.out, os.W_OK):
             raise PermissionError(f"{args.out}: output folder is not writable")
         calibration = load_calibration(args.calibration)
-        if calibration is None and args.save_calibration is not None:
-            calibration = _calibrate(args.inputs, args.dark, args.save_calibration)
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device,
                                               tile_size=args.tile, overlap=args.overlap,
                                               flip_ensemble=args.flip_ensemble)
@@ -318,19 +324,23 @@ def main(argv: list[str] | None = None) -> int:
                      f"{model_pm:g} pm): the interpolation correlates the noise between "
                      "neighbouring pixels, which the model never saw in training")
 
-        for f in files:  # every input checked before any output is written
+        for f in files:  # every input checked before any output (or calibration) is written
             check(f)
+        if calibration is None and args.save_calibration is not None:
+            calibration = _calibrate(args.inputs, args.dark, args.save_calibration)
         if args.adapt_steps > 0:
             _adapt(args, predictor, calibration, training, grids)
-        names: dict[str, int] = {}
+        names: set[str] = set()
         record: list[dict[str, Any]] = []
         compare_done = args.compare is None
         figure_s = 0.0  # --compare's figure (BM3D included): not part of the denoising rate
-        done = 0
+        denoise_s = 0.0  # time in denoise_file: a watch's idle time is not in the rate
+        done = 0  # frames of the files written
 
         def denoise_file(path: Path, target: Path, bar: Any) -> None:
             """One input file -> one float32 TIFF stack, frame by frame, in the input's units."""
-            nonlocal compare_done, done, figure_s
+            nonlocal compare_done, done, figure_s, denoise_s
+            t_file = time.perf_counter()
             with open_frames(path) as stack:
                 n = len(stack)
                 ps = pixel_size or stack.pixel_size
@@ -358,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                         yield x
 
                 def outputs() -> Iterator[np.ndarray]:
-                    nonlocal compare_done, done, figure_s
+                    nonlocal compare_done, figure_s
                     for y in predictor.stream(inputs(), batch_size=args.batch_size):
                         x, units, raw = pending.popleft()
                         if not compare_done:
@@ -374,12 +384,13 @@ def main(argv: list[str] | None = None) -> int:
                                            f"{dose_label(shown_units)}{note}")
                             compare_done = True
                             figure_s = time.perf_counter() - t_figure
-                        done += 1
                         bar.update(1)
                         yield from_model_units(y, units, args.output_units, grid)
 
                 write_stack(target, outputs(), n, stack.frame_shape[:2], ps)
                 detector = stack.meta.get("detector")
+            done += n
+            denoise_s += time.perf_counter() - t_file
             record.append({"input": str(path), "output": str(target), "frames": n,
                            "pixel_size": None if ps is None else
                            {"y": ps.y, "x": ps.x, "unit": ps.unit},
@@ -391,7 +402,6 @@ def main(argv: list[str] | None = None) -> int:
                                "electrons_scale": round(grid.electrons_scale, 6)},
                            "frames_units": per_frame})
 
-        t0 = time.perf_counter()
         total = sum(frames_in.values())
         failed: list[str] = []
         with tqdm(total=total or None, unit="frame", disable=None, file=sys.stderr) as bar:
@@ -399,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                 denoise_file(path, target, bar)
             if args.watch is not None:
                 failed = _watch(args, files, check, names, frames_in, denoise_file, bar)
-        elapsed = time.perf_counter() - t0 - figure_s
+        elapsed = denoise_s - figure_s
         rate = done / elapsed if elapsed > 0 else float("inf")
         log.info("%d frame(s) in %.2f s (%.2f frames/s)%s", done, elapsed, rate,
                  f"; the --compare figure took {figure_s:.2f} s more" if figure_s else "")
@@ -428,11 +438,13 @@ def main(argv: list[str] | None = None) -> int:
 WATCH_POLL_S = 0.5
 
 
-def _watch(args: argparse.Namespace, given: list[Path], check: Any, names: dict[str, int],
+def _watch(args: argparse.Namespace, given: list[Path], check: Any, names: set[str],
            frames_in: dict[str, int], denoise_file: Any, bar: Any) -> list[str]:
     """Denoise each file that becomes complete in ``--watch`` (files already there first, except
-    those given as inputs), until Ctrl-C or ``--idle-exit``; a file that cannot be used is
-    reported in one line and skipped, and the watch goes on. Returns those lines."""
+    those given as inputs), until Ctrl-C, ``--idle-exit`` or the folder going away; a file that
+    cannot be used is reported in one line and skipped, and the watch goes on. Returns those
+    lines."""
+    from acquire.sources.base import SourceError
     from acquire.sources.watch import FolderWatcher
 
     failed: list[str] = []
@@ -443,7 +455,6 @@ def _watch(args: argparse.Namespace, given: list[Path], check: Any, names: dict[
     last_new = time.monotonic()
     try:
         while True:
-            skipped_before = len(watcher.skipped)
             for path in watcher.poll():
                 last_new = time.monotonic()
                 if path.resolve() in done_already:
@@ -453,11 +464,10 @@ def _watch(args: argparse.Namespace, given: list[Path], check: Any, names: dict[
                 bar.refresh()
                 try:
                     denoise_file(path, target, bar)
-                except (ValueError, OSError) as exc:  # one bad file does not stop the watch
+                except (ValueError, OSError, RuntimeError) as exc:  # the watch goes on
                     failed.append(str(exc).splitlines()[0] if str(exc) else str(path))
                     log.error("%s", failed[-1])
-            failed += watcher.skipped[skipped_before:]
-            if watcher.pending or len(watcher.skipped) > skipped_before:
+            if watcher.pending:
                 last_new = time.monotonic()  # a file is still being written: not idle
             if args.idle_exit is not None and time.monotonic() - last_new >= args.idle_exit:
                 log.info("no new file in %s for %g s: stopping", args.watch, args.idle_exit)
@@ -465,7 +475,10 @@ def _watch(args: argparse.Namespace, given: list[Path], check: Any, names: dict[
             time.sleep(WATCH_POLL_S)
     except KeyboardInterrupt:
         log.info("stopped watching %s (Ctrl-C); every finished output is kept", args.watch)
-    return failed
+    except SourceError as exc:  # the folder was deleted or unmounted
+        failed.append(str(exc))
+        log.error("%s; stopping the watch", exc)
+    return failed + watcher.skipped
 
 
 if __name__ == "__main__":

@@ -119,7 +119,13 @@ def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["data.simulator.pixel_size_pm"] = file_pixel_size_pm(args.pixel_size_from)
     calibration = load_calibration(args.calibration)
     if calibration is not None:
-        out.update({f"data.simulator.{k}": v for k, v in calibration.simulator_overrides().items()})
+        overrides = calibration.simulator_overrides()
+        if not overrides:
+            raise ValueError(f"{args.calibration}: its read noise was not measured (offset from "
+                             f"{calibration.offset_from}, read noise assumed 0); calibrate with a "
+                             "dark frame (stem-denoise --save-calibration ... --dark), or leave "
+                             "out --calibration")
+        out.update({f"data.simulator.{k}": v for k, v in overrides.items()})
     return out
 
 

@@ -41,6 +41,8 @@ class FolderWatcher:
         self._seen: set[Path] = set()  # taken, skipped, or there before (existing=False)
         self._sizes: dict[Path, tuple[int, int]] = {}  # (size, mtime) at the last poll
         self._failures: dict[Path, int] = {}
+        # skipped files: (size, mtime) when skipped, and the line in ``skipped``
+        self._skipped_at: dict[Path, tuple[tuple[int, int], str]] = {}
         if not existing:
             self._seen = set(self.candidates())
 
@@ -50,41 +52,59 @@ class FolderWatcher:
         return len(self._sizes)
 
     def candidates(self) -> list[Path]:
-        """Image files in the folder (by registered suffix), temporary names left out."""
-        from mcnn.data.image_io import image_suffixes
+        """Image files in the folder (by registered suffix), temporary names left out, and a TIA
+        ``.emi`` left out when its ``.ser`` series are there (as ``list_images`` does)."""
+        from mcnn.data.image_io import drop_tia_emi, image_suffixes
 
         suffixes = set(image_suffixes())
         try:
-            return sorted(p for p in self.folder.iterdir()
-                          if p.is_file() and p.suffix.lower() in suffixes and not is_temporary(p))
+            return drop_tia_emi(sorted(
+                p for p in self.folder.iterdir()
+                if p.is_file() and p.suffix.lower() in suffixes and not is_temporary(p)))
         except FileNotFoundError:
             raise SourceError(f"{self.folder}: the watched folder is gone") from None
 
     def poll(self) -> list[Path]:
         """One look at the folder: the files that became complete and were accepted."""
         taken = []
-        for path in self.candidates():
-            if path in self._seen:
-                continue
+        listed = self.candidates()
+        for gone in set(self._sizes) - set(listed):  # deleted or renamed before completing
+            self._sizes.pop(gone, None)
+            self._failures.pop(gone, None)
+        for path in listed:
             try:
                 st = path.stat()
             except FileNotFoundError:  # renamed or removed between listing and stat
                 continue
             sig = (st.st_size, st.st_mtime_ns)
-            if self._sizes.get(path) != sig or st.st_size == 0:
-                self._sizes[path] = sig  # new or still changing: look again next poll
+            if path in self._seen:
+                if path not in self._skipped_at or self._skipped_at[path][0] == sig:
+                    continue
+                # a skipped file changed since: the writer was only slow; look at it again
+                self._seen.discard(path)
+                self.skipped.remove(self._skipped_at.pop(path)[1])
+            if self._sizes.get(path) != sig:
+                self._failures.pop(path, None)  # new or still growing: failures so far don't count
+                self._sizes[path] = sig  # look again next poll
                 continue
             try:
+                if st.st_size == 0:
+                    raise ValueError(f"{path}: empty file")
                 self.accept(path)
-            except (ValueError, OSError, IndexError) as exc:  # ImageFileError is a ValueError
+            except Exception as exc:  # any reader error: retried, then skipped; never fatal
                 n = self._failures[path] = self._failures.get(path, 0) + 1
-                self._sizes.pop(path, None)
                 if n >= self.max_retries:
-                    logger.warning("%s: skipped (%s)", path, exc)
-                    self.skipped.append(str(exc) or f"{path}: no frames")
+                    self._sizes.pop(path, None)
+                    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    line = text if str(path) in text else f"{path}: {text}"
+                    logger.warning("%s: skipped (%s)", path, text)
+                    self.skipped.append(line)
                     self._seen.add(path)
+                    self._skipped_at[path] = (sig, line)
+                    self._failures.pop(path, None)
                 continue
             self._seen.add(path)
             self._sizes.pop(path, None)
+            self._failures.pop(path, None)
             taken.append(path)
         return taken

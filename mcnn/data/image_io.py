@@ -58,7 +58,7 @@ from mcnn.utils.atomic import atomic_path
 
 __all__ = [
     "MAX_PIXELS", "FrameStack", "ImageFileError", "PixelSize", "RawImage", "check_declared_size",
-    "image_suffixes", "list_images", "normalise", "open_frames", "policy_for", "read_images",
+    "drop_tia_emi", "image_suffixes", "list_images", "normalise", "open_frames", "policy_for", "read_images",
     "read_raw", "register_reader", "to_nchw", "write_image",
 ]
 
@@ -231,15 +231,22 @@ def read_images(
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Files directly inside ``folder`` that a reader is registered for, sorted by name. A TIA
-    ``name.emi`` is left out when its series ``name_1.ser``... lie beside it: those are read (with
-    the .emi's metadata), so each series is denoised once."""
+    """Files directly inside ``folder`` that a reader is registered for, sorted by name (a TIA
+    ``.emi`` beside its ``.ser`` series left out: ``drop_tia_emi``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageFileError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _READERS)
-    series = {p.stem.lower().rsplit("_", 1)[0] for p in files if p.suffix.lower() == ".ser"}
-    return [p for p in files if not (p.suffix.lower() == ".emi" and p.stem.lower() in series)]
+    return drop_tia_emi(sorted(p for p in folder.iterdir()
+                               if p.is_file() and p.suffix.lower() in _READERS))
+
+
+def drop_tia_emi(files: list[Path]) -> list[Path]:
+    """``files`` without each TIA ``name.emi`` whose series ``name_1.ser``... are among them:
+    those are read (with the .emi's metadata), so each series is denoised once."""
+    series = {(p.parent, p.stem.lower().rsplit("_", 1)[0]) for p in files
+              if p.suffix.lower() == ".ser"}
+    return [p for p in files
+            if not (p.suffix.lower() == ".emi" and (p.parent, p.stem.lower()) in series)]
 
 
 register_reader((".npy",), npy_io.read_npy, npy_io.open_npy)

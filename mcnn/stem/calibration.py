@@ -74,8 +74,19 @@ class NoiseCalibration(BaseModel):
         return (np.asarray(electrons, np.float64) * self.gain_counts_per_e
                 + self.offset_counts).astype(np.float32)
 
+    @property
+    def read_noise_measured(self) -> bool:
+        """True when ``read_noise_counts`` was measured (dark frame, zero-electron peak) or typed
+        in; a fit without either assumes 0."""
+        if self.offset_from == "given":
+            return "read_noise_counts" in self.model_fields_set
+        return self.offset_from in ("dark", "zero_peak")
+
     def simulator_overrides(self) -> dict[str, float]:
-        """StemConfig fields that make the simulator's detector noise match this detector."""
+        """StemConfig fields that make the simulator's detector noise match this detector (none
+        when the read noise was only assumed)."""
+        if not self.read_noise_measured:
+            return {}
         return {"detector_noise_e": min(self.read_noise_counts / self.gain_counts_per_e, 100.0)}
 
     def save(self, path: str | Path) -> Path:
@@ -101,6 +112,11 @@ class NoiseCalibration(BaseModel):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ValueError(f"{path}: not a noise calibration JSON ({first})") from None
 
+
+MAX_OFFSET_ERROR = 0.15
+"""An offset from the mean-variance intercept is used only when its standard error is within this
+fraction of the mean signal (frames with structure: 0.004-0.09, the shared DM3 and SER 0.035 and
+0.039; flat fields 0.19 to 200x the signal)."""
 
 _MAX_FIT_PIXELS = 2**18  # single-frame statistics use at most about this many pixels
 
@@ -164,9 +180,10 @@ def zero_electron_peak(frame: np.ndarray) -> tuple[float, float, float]:
     return mode, spread, below.size / max(values.size, 1)
 
 
-def _robust_line(m: np.ndarray, v: np.ndarray) -> tuple[float, float, float, int]:
+def _robust_line(m: np.ndarray, v: np.ndarray) -> tuple[float, float, float, int, float]:
     """``v = a m + b`` by weighted least squares (a variance estimate's error grows with the
-    variance: weights 1 / v), dropping outliers (> 3 robust sigma of the relative residual)."""
+    variance: weights 1 / v), dropping outliers (> 3 robust sigma of the relative residual).
+    Returns a, b, R^2, the bins kept and the standard error of the offset ``-b / a``."""
     keep = np.isfinite(m) & np.isfinite(v)
     a = b = 0.0
     scale = np.maximum(np.abs(v), np.median(np.abs(v[keep])) * 1e-3 + 1e-12)
@@ -183,7 +200,25 @@ def _robust_line(m: np.ndarray, v: np.ndarray) -> tuple[float, float, float, int
     pred = a * m[keep] + b  # R^2 unweighted, for humans
     ss_tot = float(((v[keep] - v[keep].mean()) ** 2).sum()) or 1.0
     r2 = 1.0 - float(((v[keep] - pred) ** 2).sum()) / ss_tot
-    return float(a), float(b), r2, int(keep.sum())
+    return float(a), float(b), r2, int(keep.sum()), _offset_error(m[keep], v[keep],
+                                                                   scale[keep], a, b)
+
+
+def _offset_error(m: np.ndarray, v: np.ndarray, scale: np.ndarray, a: float, b: float) -> float:
+    """Standard error of the offset ``-b / a`` of a weighted line fit (covariance from the
+    residuals, propagated to the ratio): large when the bins span too little brightness to fix
+    the intercept, as on a flat field."""
+    if len(m) < 3 or not a > 0:
+        return math.inf
+    w = 1 / scale
+    design = np.stack([m * w, w], axis=1)
+    chi2 = float(np.sum(((v - (a * m + b)) * w) ** 2)) / (len(m) - 2)
+    try:
+        cov = np.linalg.inv(design.T @ design) * chi2
+    except np.linalg.LinAlgError:
+        return math.inf
+    var = cov[1, 1] / a**2 + b**2 * cov[0, 0] / a**4 - 2 * b * cov[0, 1] / a**3
+    return math.sqrt(max(float(var), 0.0))
 
 
 def fit_noise(
@@ -232,10 +267,11 @@ def fit_noise(
             variances.append(v)
         method = "single_frame"
     m, v = np.concatenate(means), np.concatenate(variances)
-    gain, intercept, r2, used = _robust_line(m, v)
+    gain, intercept, r2, used, offset_error = _robust_line(m, v)
     if not gain > 0 or not np.median(v) > 1e-12 * max(float(np.median(np.abs(m))), 1.0):
         raise ValueError(f"variance does not grow with the mean (slope {gain:.3g}); these frames "
-                         "are not raw detector counts (already processed or scaled?)")
+                         "are not raw detector counts (already processed or scaled?) or show too "
+                         "little brightness range to fit (a flat field)")
     zero = zero_electron_peak(arrays[0]) if method == "single_frame" and dark is None else None
     if zero is not None and zero[2] >= 0.05 and (
             zero[1] ** 2 < 0.5 * float(np.mean(v)) or gain > 2.5 * zero[1]):
@@ -267,6 +303,12 @@ def fit_noise(
         offset_from = "dark"
     else:
         offset = -intercept / gain  # read noise assumed small next to shot noise
+        signal = float(np.mean([a.mean() for a in arrays])) - offset
+        if not offset_error <= MAX_OFFSET_ERROR * abs(signal):
+            raise ValueError(
+                f"these frames do not fix the detector offset: the mean-variance intercept gives "
+                f"{offset:.6g} +- {offset_error:.2g} counts against a signal of {signal:.3g} (too "
+                "little brightness range, e.g. a flat field); give a dark frame or a calibration")
         read_var = 0.0
         offset_from = "intercept"
     return NoiseCalibration(

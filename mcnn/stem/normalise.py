@@ -92,16 +92,16 @@ def units_warnings(units: FrameUnits) -> list[str]:
     """What a user must know about how a frame's units were found (fixed texts, so that a
     command says each once per file)."""
     if units.source.startswith("estimated"):
-        return ["no --calibration: offset and gain are estimated from each frame's own noise "
-                "(steadier from a series: --save-calibration, with --dark for the offset)"]
+        return ["no noise calibration: offset and gain are estimated from each frame's own "
+                "noise (steadier from a series: stem-denoise --save-calibration, with --dark)"]
     if units.source == ASSUMED:
         return ["no noise calibration given and none could be estimated from the frame: counts "
-                "are taken as electrons (gain 1, offset 0), so the dose is unknown (give "
-                "--calibration or --dose-e-per-px)"]
+                "are taken as electrons (gain 1, offset 0), so the dose is unknown (give a "
+                "calibration or the dose: stem-denoise --calibration or --dose-e-per-px)"]
     if units.source == ASSUMED_SHIFTED:
         return ["frame values go below zero: not raw detector counts (a processed image?); "
                 "shifted by the frame minimum and taken as electrons, so the dose is unknown "
-                "(give --calibration or --dose-e-per-px)"]
+                "(give a calibration or the dose: stem-denoise --calibration or --dose-e-per-px)"]
     return []
 
 

@@ -25,6 +25,12 @@ def run(tiny_stem_run: Path) -> Path:
     return tiny_stem_run
 
 
+def _ramp(h: int, w: int) -> np.ndarray:
+    """Brightness from 0.2 to 2 across the frame: the range a single-frame noise fit needs to fix
+    the detector offset (a flat field does not; mcnn.stem.calibration.MAX_OFFSET_ERROR)."""
+    return np.linspace(0.2, 2.0, w)[None, :] * np.ones((h, 1))
+
+
 def _summary(capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
@@ -128,6 +134,8 @@ def test_option_and_input_mistakes_are_one_line_naming_them(run, tmp_path, capsy
     assert stem_denoise.main([str(run), "-o", o, "--watch", str(tmp_path), "--save-calibration",
                               str(tmp_path / "c.json")]) == 2
     assert "--save-calibration: fits on the inputs' frames" in _one_error_line(capsys)
+    assert stem_denoise.main([str(run), "-o", str(tmp_path), "--watch", str(tmp_path)]) == 2
+    assert "-o is the watched folder" in _one_error_line(capsys)
     (tmp_path / "afile").write_text("x")
     assert stem_denoise.main([str(run), f, "-o", str(tmp_path / "afile")]) == 2
     assert "afile: exists and is not a folder" in _one_error_line(capsys)
@@ -172,7 +180,7 @@ def test_each_file_gets_its_own_warnings_and_the_figure_is_not_in_the_rate(run, 
     figure's time is reported apart from the denoising rate."""
     rng = np.random.default_rng(7)
     for name in ("a.npy", "b.npy"):
-        np.save(tmp_path / name, (100 + 3 * rng.poisson(4.0, (64, 64))).astype(np.float32))
+        np.save(tmp_path / name, (100 + 3 * rng.poisson(4.0 * _ramp(64, 64))).astype(np.float32))
     assert stem_denoise.main([str(run), str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
                               "-o", str(tmp_path / "o"), "--compare",
                               str(tmp_path / "cmp.png")]) == 0
@@ -180,9 +188,10 @@ def test_each_file_gets_its_own_warnings_and_the_figure_is_not_in_the_rate(run, 
     summary = json.loads(out.out)
     by_file = summary["warnings_by_file"]
     assert set(by_file) == {str(tmp_path / "a.npy"), str(tmp_path / "b.npy")}
-    assert all(any(w.startswith("no --calibration") for w in ws) for ws in by_file.values())
-    assert caplog.text.count("no --calibration") == 2
-    assert summary["figure_s"] > 0 and summary["seconds"] > 0
+    assert all(any(w.startswith("no noise calibration:") for w in ws) for ws in by_file.values())
+    assert caplog.text.count("no noise calibration:") == 2
+    # two 64^2 frames through the tiny model take milliseconds, the figure most of a second
+    assert 0 < summary["seconds"] < summary["figure_s"]
 
 
 def test_adapt_on_the_inputs_and_save_the_adapted_model(run, tmp_path, capsys):
@@ -205,6 +214,16 @@ def test_adapt_on_the_inputs_and_save_the_adapted_model(run, tmp_path, capsys):
     assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
                               "--adapt-steps", "2", "--adapt-span", "-1"]) == 2
     assert "--adapt-span -1: must be 0-32 px" in capsys.readouterr().err
+
+
+def test_output_names_never_collide():
+    out = Path("o")
+    names = stem_denoise.output_paths([Path("a.dm3"), Path("x/a.tif"), Path("a_2.npy")], out)
+    assert [p.name for p in names] == ["a.tif", "a_2.tif", "a_2_2.tif"]
+    used: set[str] = set()  # files arriving one by one (--watch) share the names used so far
+    got = [stem_denoise.output_paths([Path(f)], out, used)[0].name
+           for f in ("s.ser", "s.emd", "s_2.dm3")]
+    assert got == ["s.tif", "s_2.tif", "s_2_2.tif"]
 
 
 def test_scale_bar_labels_use_a_readable_unit():
@@ -267,7 +286,7 @@ def test_stem_view_gives_file_frames_the_units_stem_denoise_gives_them(run, tmp_
     from mcnn.stem.normalise import frame_to_model_units
 
     rng = np.random.default_rng(2)
-    counts = (1000 + 4 * rng.poisson(3.0, (32, 32))).astype(np.uint16)
+    counts = (1000 + 4 * rng.poisson(3.0 * _ramp(32, 32))).astype(np.uint16)
     np.save(tmp_path / "f.npy", counts)
     processor = StemProcessor(Predictor.from_checkpoint(run, device="cpu"))
     with FrameSeriesSource(tmp_path / "f.npy", fps=None) as source:
@@ -487,7 +506,7 @@ def test_a_hyperspy_file_is_denoised_with_its_pixel_size(run, tmp_path, capsys):
     from rsciio.hspy import file_writer
 
     rng = np.random.default_rng(4)
-    frames = (1000 + 4 * rng.poisson(2.0, (2, 32, 40))).astype(np.float32)
+    frames = (1000 + 4 * rng.poisson(2.0 * _ramp(32, 40), (2, 32, 40))).astype(np.float32)
     axes = [{"name": n, "size": k, "scale": sc, "offset": 0.0, "units": u, "navigate": nav}
             for n, k, sc, u, nav in (("frame", 2, 1.0, "", True), ("y", 32, 0.02, "nm", False),
                                      ("x", 40, 0.02, "nm", False))]

@@ -179,3 +179,10 @@ def test_stem_training_options_refused_where_they_would_change_nothing(tmp_path,
                        str(tmp_path / "bare.npy")]) == 2
     assert "bare.npy: --pixel-size-from needs a file that records its pixel size" in \
         capsys.readouterr().err
+    # a calibration fitted without a dark frame assumed the read noise: nothing to train on
+    (tmp_path / "fitted.json").write_text(json.dumps(
+        {"gain_counts_per_e": 8.0, "offset_counts": 100.0, "read_noise_counts": 0.0,
+         "method": "single_frame", "offset_from": "intercept"}))
+    assert train.main([str(_write(tmp_path, _tiny_stem(tmp_path))), "--calibration",
+                       str(tmp_path / "fitted.json")]) == 2
+    assert "fitted.json: its read noise was not measured" in capsys.readouterr().err

@@ -131,3 +131,30 @@ def test_processed_frames_are_refused():
     frames[1] = frames[1] + 1e-9 * rng.standard_normal((64, 64))
     with pytest.raises(ValueError):
         fit_noise(frames)
+
+
+def test_a_flat_field_does_not_fix_the_offset_and_says_so():
+    """A frame with no brightness range leaves the mean-variance intercept undetermined (before:
+    offsets of -1.1 and -33 counts on Poisson frames with none, doses 1.6-9x off): refused, so a
+    single-frame estimate falls back to counts taken as electrons, dose reported unknown. With a
+    dark frame the offset is measured, not extrapolated, and the flat field calibrates."""
+    from mcnn.stem.normalise import UNKNOWN_DOSE, frame_units
+
+    rng = np.random.default_rng(0)
+    electrons = rng.poisson(4.0, (256, 256)).astype(float)
+    with pytest.raises(ValueError, match=r"do not fix the detector offset: .* \+- .* a flat field"):
+        fit_noise([electrons])
+    units = frame_units(electrons)
+    assert units.source.startswith("assumed") and units.dose_from == UNKNOWN_DOSE
+    assert units.dose_e_per_px == pytest.approx(4.0, rel=0.02)  # counts are electrons here
+    dark = OFFSET + READ * rng.standard_normal((256, 256))
+    cal = fit_noise([OFFSET + GAIN * electrons], dark=dark)
+    assert cal.offset_counts == pytest.approx(OFFSET, abs=0.1)
+
+
+def test_structured_frames_keep_their_intercept_offset():
+    clean = _clean(seed=1)
+    frame = _frames(clean, 10.0, 1, seed=2, read=0.0)[0]
+    cal = fit_noise([frame])
+    assert cal.offset_from == "intercept"
+    assert cal.offset_counts == pytest.approx(OFFSET, abs=0.05 * GAIN * 10.0 * clean.mean())

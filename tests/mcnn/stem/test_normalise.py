@@ -82,10 +82,11 @@ def test_frames_that_are_not_counts_are_shifted_with_a_warning_and_no_dose():
 
 
 def test_an_estimated_calibration_is_one_fixed_warning_and_a_calibration_none():
-    raw = np.random.default_rng(3).poisson(4.0, (64, 64)) * 3.0 + 100.0
+    ramp = np.linspace(0.2, 2.0, 96)[None, :] * np.ones((96, 1))  # brightness range to fit
+    raw = np.random.default_rng(3).poisson(4.0 * ramp) * 3.0 + 100.0
     _, units, warnings = frame_to_model_units(raw)
     assert units.source.startswith("estimated") and dose_label(units).startswith("dose ")
-    assert len(warnings) == 1 and warnings[0].startswith("no --calibration")
+    assert len(warnings) == 1 and warnings[0].startswith("no noise calibration:")
     matching = NoiseCalibration(gain_counts_per_e=3.0, offset_counts=100.0)
     _, units, warnings = frame_to_model_units(raw, calibration=matching)
     assert units.source == "calibration" and warnings == []
