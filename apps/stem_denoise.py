@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             input_grid_units,
             to_model_units,
         )
+        from mcnn.utils.atomic import atomic_path
 
         if args.batch_size < 1:
             raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
@@ -401,6 +402,29 @@ def main(argv: list[str] | None = None) -> int:
                                "model_shape_px": list(grid.shape_model_px),
                                "electrons_scale": round(grid.electrons_scale, 6)},
                            "frames_units": per_frame})
+            if args.watch is not None:  # a long watch keeps its record as it goes
+                save_summary(summary_now())
+
+        def summary_now(failed: list[str] | None = None) -> dict[str, Any]:
+            elapsed = denoise_s - figure_s
+            summary = {"frames": done, "seconds": round(elapsed, 3),
+                       "frames_per_s": round(done / elapsed, 3) if elapsed > 0 else None,
+                       "figure_s": round(figure_s, 3),
+                       "output_units": args.output_units, "flip_ensemble": args.flip_ensemble,
+                       "warnings": sorted(warned),
+                       "warnings_by_file": {k: v for k, v in warned_in.items() if v},
+                       "calibration": None if calibration is None else calibration.model_dump(),
+                       "compare": None if args.compare is None else str(args.compare),
+                       "outputs": [{k: v for k, v in r.items() if k != "frames_units"}
+                                   for r in record]}
+            if args.watch is not None:
+                summary["watch"] = {"folder": str(args.watch), "failed": failed or []}
+            return summary
+
+        def save_summary(summary: dict[str, Any]) -> None:
+            """stem-denoise.json: the summary and every file's per-frame units (atomic)."""
+            with atomic_path(args.out / "stem-denoise.json") as tmp:
+                tmp.write_text(json.dumps({**summary, "files": record}, indent=2) + "\n")
 
         total = sum(frames_in.values())
         failed: list[str] = []
@@ -409,23 +433,11 @@ def main(argv: list[str] | None = None) -> int:
                 denoise_file(path, target, bar)
             if args.watch is not None:
                 failed = _watch(args, files, check, names, frames_in, denoise_file, bar)
-        elapsed = denoise_s - figure_s
-        rate = done / elapsed if elapsed > 0 else float("inf")
-        log.info("%d frame(s) in %.2f s (%.2f frames/s)%s", done, elapsed, rate,
+        summary = summary_now(failed)
+        log.info("%d frame(s) in %.2f s (%s frames/s)%s", done, summary["seconds"],
+                 summary["frames_per_s"],
                  f"; the --compare figure took {figure_s:.2f} s more" if figure_s else "")
-        summary = {"frames": done, "seconds": round(elapsed, 3), "frames_per_s": round(rate, 3),
-                   "figure_s": round(figure_s, 3),
-                   "output_units": args.output_units, "flip_ensemble": args.flip_ensemble,
-                   "warnings": sorted(warned),
-                   "warnings_by_file": {k: v for k, v in warned_in.items() if v},
-                   "calibration": None if calibration is None else calibration.model_dump(),
-                   "compare": None if args.compare is None else str(args.compare),
-                   "outputs": [{k: v for k, v in r.items() if k != "frames_units"}
-                               for r in record]}
-        if args.watch is not None:
-            summary["watch"] = {"folder": str(args.watch), "failed": failed}
-        (args.out / "stem-denoise.json").write_text(json.dumps({**summary, "files": record},
-                                                               indent=2) + "\n")
+        save_summary(summary)
         print(json.dumps(summary, indent=2))
         if failed:
             raise ValueError(f"{len(failed)} watched file(s) could not be used (each is named "

@@ -197,6 +197,10 @@ def _robust_line(m: np.ndarray, v: np.ndarray) -> tuple[float, float, float, int
         if new.sum() == keep.sum():
             break
         keep = new
+    else:  # not settled in four rounds: the line of the bins finally kept
+        if keep.sum() < 3:
+            raise ValueError("too few usable patches for a mean-variance fit")
+        a, b = np.polyfit(m[keep], v[keep], 1, w=1 / scale[keep])
     pred = a * m[keep] + b  # R^2 unweighted, for humans
     ss_tot = float(((v[keep] - v[keep].mean()) ** 2).sum()) or 1.0
     r2 = 1.0 - float(((v[keep] - pred) ** 2).sum()) / ss_tot

@@ -594,9 +594,12 @@ def test_watch_stops_on_ctrl_c_keeping_every_output(run, tmp_path):
         np.save(watched / "live.npy", np.random.default_rng(9).poisson(4.0, (32, 32))
                 .astype(np.float32))
         deadline = time.monotonic() + 60
-        while not (tmp_path / "o" / "live.tif").exists() and time.monotonic() < deadline:
+        record = tmp_path / "o" / "stem-denoise.json"  # kept up to date during a watch
+        while not record.exists() and time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.2)
+        assert [f["input"] for f in json.loads(record.read_text())["files"]] == [
+            str(watched / "live.npy")]
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
