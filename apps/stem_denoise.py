@@ -137,6 +137,41 @@ def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
         raise ValueError(f"{path}: {exc} (model pixel size {model_pixel_size_pm:g} pm)") from None
 
 
+def one_series(inputs: list[str], limit: int, purpose: str) -> list[Any]:
+    """Up to ``limit`` frames that belong together, for a fit that pairs or pools them: the frames
+    of the first file that has several (a stack is one acquisition), else single-frame files of one
+    detector, shape and pixel size (a series written one file per frame). Inputs from different
+    detectors or pixel sizes are refused: ``purpose`` says for what."""
+    from mcnn.data.series import FrameSeries
+
+    def key(f: Any) -> tuple[Any, ...]:
+        return (f.image.shape, f.pixel_size, f.meta.get("detector"))
+
+    first_stack: list[Any] = []
+    singles: list[Any] = []
+    for f in FrameSeries(inputs):
+        if f.meta["frames_in_file"] > 1:
+            if first_stack and f.meta["path"] != first_stack[0].meta["path"]:
+                break
+            first_stack.append(f)
+            if len(first_stack) == limit:
+                break
+        elif len(singles) < limit:
+            singles.append(f)
+    if len(first_stack) >= 2:
+        return first_stack
+    frames = singles or first_stack
+    odd = [f for f in frames if key(f) != key(frames[0])]
+    if odd:
+        a, b = frames[0], odd[0]
+        raise ValueError(
+            f"{purpose} takes frames of one series, and {a.meta['path']} ({a.image.shape[1]} x "
+            f"{a.image.shape[0]} px, {a.pixel_size}, detector {a.meta.get('detector')}) and "
+            f"{b.meta['path']} ({b.image.shape[1]} x {b.image.shape[0]} px, {b.pixel_size}, "
+            f"detector {b.meta.get('detector')}) differ; give one series at a time")
+    return frames
+
+
 def _calibrate(inputs: list[str], dark: list[str] | None, target: Path) -> Any:
     """Fit gain and offset on the inputs' first frames (and ``dark``), save it only once the fit
     is good."""
@@ -144,15 +179,9 @@ def _calibrate(inputs: list[str], dark: list[str] | None, target: Path) -> Any:
     from mcnn.stem.calibration import fit_noise
     from mcnn.stem.normalise import check_frame_shape
 
-    frames, sources = [], []
-    for f in FrameSeries(inputs):
-        check_frame_shape(f.image.shape, f"{f.meta['path']}[{f.meta['index_in_file']}]")
-        if frames and f.image.shape != frames[0].shape:
-            continue
-        frames.append(f.image)
-        sources.append(f"{f.meta['path']}[{f.meta['index_in_file']}]")
-        if len(frames) == 16:
-            break
+    series = one_series(inputs, 16, "--save-calibration")
+    frames = [f.image for f in series]
+    sources = [f"{f.meta['path']}[{f.meta['index_in_file']}]" for f in series]
     darks = []
     for f in FrameSeries(dark or []):
         check_frame_shape(f.image.shape, f"--dark {f.meta['path']}[{f.meta['index_in_file']}]")
@@ -174,28 +203,40 @@ def _adapt(args: argparse.Namespace, predictor: Any, calibration: Any,
     from mcnn.stem.normalise import frame_to_model_units
     from mcnn.weights import save_model
 
-    frames = []
-    for f in FrameSeries(args.inputs):
-        x, _, _ = frame_to_model_units(f.image, calibration=calibration,
-                                       dose_e_per_px=args.dose_e_per_px,
-                                       resampling=grids.get(f.meta["path"]))
-        frames.append(x)
-        if len(frames) == 32:
-            break
+    if args.adapt_loss == "noise2noise":  # pairs consecutive frames: they must show one field
+        chosen = one_series(args.inputs, 32, "--adapt-loss noise2noise")
+    else:  # single frames: any inputs
+        chosen = []
+        for f in FrameSeries(args.inputs):
+            chosen.append(f)
+            if len(chosen) == 32:
+                break
+    frames = [frame_to_model_units(f.image, calibration=calibration,
+                                   dose_e_per_px=args.dose_e_per_px,
+                                   resampling=grids.get(f.meta["path"]))[0] for f in chosen]
     span = None
     if args.adapt_loss == "blind_spot":
         span = args.adapt_span if args.adapt_span is not None else row_noise_span(frames)
     history = adapt(predictor.model, frames, loss=args.adapt_loss, steps=args.adapt_steps,
                     lr=args.adapt_lr, span_px=span, device=predictor.device)
-    log.info("adapted on %d frame(s) for %d steps (%s%s): loss %.4g -> %.4g", len(frames),
-             args.adapt_steps, args.adapt_loss, "" if span is None else f", row span {span} px",
-             history[0], history[-1])
+    tenth = max(1, len(history) // 10)
+    loss_start, loss_end = float(np.mean(history[:tenth])), float(np.mean(history[-tenth:]))
+    log.info("adapted on %d frame(s) from %s for %d steps (%s%s)", len(frames),
+             ", ".join(sorted({f.meta["path"] for f in chosen})), args.adapt_steps,
+             args.adapt_loss, "" if span is None else f", row span {span} px")
+    if loss_end > loss_start:
+        log.warning("the self-supervised loss rose during adaptation (%.4g -> %.4g, first and last "
+                    "tenth of the steps): it may not help these frames; compare outputs with and "
+                    "without it, or lower --adapt-lr", loss_start, loss_end)
     if args.save_adapted is not None:
         args.save_adapted.parent.mkdir(parents=True, exist_ok=True)
         save_model(predictor.model, args.save_adapted, training)
         args.save_adapted.with_suffix(".adaptation.json").write_text(json.dumps({
             "base": str(args.checkpoint), "loss": args.adapt_loss, "steps": args.adapt_steps,
             "lr": args.adapt_lr, "span_px": span, "frames": len(frames),
+            "frames_from": sorted({f.meta["path"] for f in chosen}),
+            "loss_first_tenth": loss_start, "loss_last_tenth": loss_end,
+            "calibration": None if calibration is None else calibration.model_dump(),
             "inputs": list(args.inputs),
         }, indent=2) + "\n")
 
@@ -253,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--adapt-span {args.adapt_span}: must be 0-32 px")
         if args.adapt_steps < 0:
             raise ValueError(f"--adapt-steps {args.adapt_steps}: must be >= 0 (0: no adaptation)")
+        for option, value in (("--save-adapted", args.save_adapted),
+                              ("--adapt-span", args.adapt_span)):
+            if value is not None and args.adapt_steps == 0:
+                raise ValueError(f"{option}: only with --adapt-steps N (adaptation is off)")
         check_unit_arguments(args)
         if not args.inputs and args.watch is None:
             raise ValueError("no inputs: give files or folders, or --watch FOLDER")

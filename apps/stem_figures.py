@@ -58,7 +58,7 @@ def scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
         k = 10 ** np.floor(np.log10(target))
         nice = max(m * k for m in (1, 2, 5) if m * k <= target)
         length_px = nice / pixel_size.x
-        label = _length_label(nice, pixel_size.unit)
+        label = length_label(nice, pixel_size.unit)
     x0, y0 = w * 0.05, h * 0.92
     # butt ends: the bar is exactly its length (round ends add half the line width each side);
     # a dark outline keeps it visible on light panels
@@ -69,7 +69,7 @@ def scale_bar(ax: Any, shape: tuple[int, ...], pixel_size: Any) -> None:
             path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
 
 
-def _length_label(value: float, unit: str) -> str:
+def length_label(value: float, unit: str) -> str:
     """``2000 pm`` -> ``2 nm``: the unit that keeps the number between 1 and 1000."""
     from mcnn.data.units import length_in
 

@@ -32,6 +32,11 @@ class SourceExhausted(SourceError):
     """A finite source (file, folder, frame series) has no more frames."""
 
 
+class SourceIdle(SourceError):
+    """No new frame yet from a source that waits for more (a watched folder): not a failure, a
+    reader keeps waiting."""
+
+
 @runtime_checkable
 class Source(Protocol):
     """What the recorder and the calibration need from any frame producer."""
@@ -192,7 +197,8 @@ class StreamingSource(SourceBase):
                 cls = SourceExhausted if getattr(self, "_exhausted", False) else SourceError
                 raise cls(self._error)
             if not ok:
-                raise SourceError(f"{self.name}: no new frame within {timeout_s:.1f} s")
+                cls = SourceIdle if getattr(self, "watch", False) else SourceError
+                raise cls(f"{self.name}: no new frame within {timeout_s:.1f} s")
             raise SourceError(f"{self.name} was closed")
 
     @property

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from acquire.frame import Frame, monotonic_s, stamp_now
-from acquire.sources.base import SourceError, SourceExhausted, StreamingSource
+from acquire.sources.base import SourceError, SourceExhausted, SourceIdle, StreamingSource
 from acquire.sources.watch import FolderWatcher
 
 
@@ -168,8 +168,8 @@ class FrameSeriesSource(StreamingSource):
                 if not self._running.is_set():
                     raise SourceExhausted(f"{self.name}: closed")
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise SourceError(f"{self.name}: no new frame in {self.path} within "
-                                      f"{timeout_s:.1f} s")
+                    raise SourceIdle(f"{self.name}: no new frame in {self.path} within "
+                                     f"{timeout_s:.1f} s")
                 time.sleep(self.poll_s)
                 self.poll()
             else:

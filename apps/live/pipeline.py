@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from acquire.frame import Frame, monotonic_s
-from acquire.sources.base import Source, SourceError, SourceExhausted
+from acquire.sources.base import Source, SourceError, SourceExhausted, SourceIdle
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class LivePipeline:
         self._threads: list[threading.Thread] = []
         self.finished = threading.Event()  # the source ran out or failed; the worker drained
         self.error: str | None = None
+        self.input_error = False  # the error is a frame the user gave that cannot be used
         self.exhausted = False
         self._stopped = False
         # measurements (seconds on monotonic_s unless named _ms)
@@ -156,6 +157,8 @@ class LivePipeline:
             except SourceExhausted:
                 self.exhausted = True
                 break
+            except SourceIdle:  # a watched folder with no new file yet: keep waiting
+                continue
             except SourceError as exc:
                 if self._running.is_set():
                     self.error = str(exc)
@@ -189,6 +192,10 @@ class LivePipeline:
                 continue
             try:
                 processed = self.process(frame)
+            except ValueError as exc:  # the frame is unusable (a user's file): its one line
+                self.error, self.input_error = str(exc), True
+                logger.warning("frame %d: %s", frame.index, exc)
+                break
             except Exception as exc:  # a failing model must stop the view with its reason
                 logger.exception("processing frame %d failed", frame.index)
                 self.error = f"processing failed: {type(exc).__name__}: {exc}"
@@ -248,7 +255,7 @@ class LivePipeline:
             "fps": round((len(times) - 1) / span, 2) if span > 0 else 0.0,
             "inference_ms_median": inf_med, "inference_ms_p95": inf_p95,
             "latency_ms_median": lat_med, "latency_ms_p95": lat_p95,
-            "source_error": self.error,
+            "source_error": self.error, "input_error": self.input_error,
         }
 
 
@@ -313,7 +320,8 @@ def run_headless(pipeline: LivePipeline, frames: int, *, timeout_s: float = 120.
 def print_report(prog: str, stats: dict[str, Any], values: list[dict[str, float]],
                  keys: tuple[str, ...]) -> int:
     """Both viewers' end of a run: means of the per-frame ``keys`` added to ``stats``, the JSON on
-    stdout, and exit code 1 with one line when the source failed during the run."""
+    stdout, and one line with exit code 2 when a frame could not be used (a user's file), 1 when
+    the source or the model failed during the run."""
     import json
     import sys
 
@@ -324,5 +332,5 @@ def print_report(prog: str, stats: dict[str, Any], values: list[dict[str, float]
     print(json.dumps(stats))
     if stats.get("source_error"):
         print(f"{prog}: error: {stats['source_error']}", file=sys.stderr)
-        return 1
+        return 2 if stats.get("input_error") else 1
     return 0

@@ -167,7 +167,12 @@ class StemProcessor:
     def _inputs(self, frame: Any) -> tuple[np.ndarray, np.ndarray, Any]:
         """(the frame in model units on its grid, the network input, the resampling or None)."""
         from mcnn.data.image_io import PixelSize, normalise
-        from mcnn.stem.normalise import frame_to_model_units, input_grid_units, to_model_units
+        from mcnn.stem.normalise import (
+            check_frame_shape,
+            frame_to_model_units,
+            input_grid_units,
+            to_model_units,
+        )
 
         source = frame.meta.get("source_file")
         if source is None:
@@ -176,6 +181,7 @@ class StemProcessor:
         if not self.stem or frame.image.shape[2] != 1:
             x = normalise(frame.image, source)
             return x, x, None
+        check_frame_shape(frame.image.shape[:2], source)  # as stem-denoise: 16 px a side
         pixel = frame.meta.get("pixel_size")
         grid = self.resampling(frame)
         x, units, warnings = frame_to_model_units(
@@ -326,6 +332,8 @@ class StemWindowParts:
     def _add_scale_bar(self, result: LiveResult, width_px: int) -> None:
         import pyqtgraph as pg
 
+        from apps.stem_figures import length_label
+
         pixel = pixel_size_of(result, self.scale)
         if pixel is None:
             self.bar = False
@@ -335,7 +343,7 @@ class StemWindowParts:
         self.bar = pg.ScaleBar(size=length / size, suffix="")
         self.bar.setParentItem(self.window.grid.views["denoised"])
         self.bar.anchor((1, 1), (1, 1), offset=(-15, -15))
-        self.bar.text.setText(f"{length:g} {'µm' if unit == 'um' else unit}")
+        self.bar.text.setText(length_label(length, unit))  # 2 nm, not 2000 pm: as the figures
 
 
 def parse_levels(text: str) -> tuple[float, float]:

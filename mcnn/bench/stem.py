@@ -170,21 +170,28 @@ def make_test_frames(config: Any, content: Any, frames: int, size_px: tuple[int,
     return truth
 
 
+MAX_BENCH_DOSE = 1e9
+"""Electrons per pixel the SNR search stops at (float32 Poisson sampling overflows far above)."""
+
+
 def noisy_at_snr(config: Any, clean: torch.Tensor, target_db: float, seed: int,
-                 iterations: int = 8) -> tuple[torch.Tensor, float, float]:
+                 iterations: int = 8, tolerance_db: float = 0.5) -> tuple[torch.Tensor, float, float]:
     """Noisy frames at one dose for the whole set whose measured mean ``snr_db`` is
-    ``target_db`` (within 0.1 dB when ``iterations`` allow). Returns (noisy, dose, measured dB)."""
+    ``target_db`` (within 0.1 dB when ``iterations`` allow). Returns (noisy, the dose they were
+    made at, measured dB). A target the simulator cannot reach within ``tolerance_db`` (errors that
+    do not shrink with dose cap the SNR: scan jitter and drift, read noise, row offsets, hot
+    pixels, afterglow) is a one-line ValueError, not frames at another SNR."""
     from mcnn.physics.stem import StemAdfSimulator, dose_for_snr_db, snr_db
 
     sim = StemAdfSimulator(config)
     power = float(clean.double().pow(2).mean())
     dose = dose_for_snr_db(target_db, power)
-    noisy, measured = clean, float("inf")
+    noisy, measured, used = clean, float("inf"), dose
     prev: tuple[float, float] | None = None  # (10 log10 dose, measured dB) of the last try
     for _ in range(iterations):
         g = torch.Generator().manual_seed(seed)
         noisy = sim(clean, torch.full((clean.shape[0],), dose), g).float()
-        measured = float(snr_db(clean, noisy).mean())
+        measured, used = float(snr_db(clean, noisy).mean()), dose
         if abs(measured - target_db) < 0.1:
             break
         # SNR rises 1 dB per dB of dose under Poisson noise, 2 under read noise: a secant step
@@ -194,8 +201,16 @@ def noisy_at_snr(config: Any, clean: torch.Tensor, target_db: float, seed: int,
         if prev is not None and abs(here[0] - prev[0]) > 1e-6:
             slope = min(max((here[1] - prev[1]) / (here[0] - prev[0]), 0.5), 2.5)
         prev = here
-        dose *= 10 ** ((target_db - measured) / slope / 10)
-    return noisy, dose, measured
+        if dose >= MAX_BENCH_DOSE:
+            break  # the SNR no longer follows the dose
+        dose = min(dose * 10 ** ((target_db - measured) / slope / 10), MAX_BENCH_DOSE)
+    if not abs(measured - target_db) <= tolerance_db:
+        raise ValueError(f"input SNR {target_db:g} dB is out of reach for these test frames: at "
+                         f"{used:.3g} e/px they measure {measured:.2f} dB (errors that do not "
+                         "shrink with dose cap it: scan jitter, drift and afterglow against the "
+                         "undistorted clean frame, read noise, row offsets, hot pixels); ask for "
+                         "a lower SNR")
+    return noisy, used, measured
 
 
 # ------------------------------------------------------------------------------------- atoms

@@ -84,3 +84,29 @@ def test_a_failing_model_stops_the_view_with_its_reason():
     stats = run_headless(LivePipeline(source, broken), frames=5, timeout_s=10)
     assert "CUDA out of memory" in stats["source_error"]
     assert source.closed
+
+
+@pytest.mark.parametrize("fps", [None, 20.0])
+def test_a_watched_folder_is_waited_on_past_the_read_timeout(tmp_path, fps):
+    """A watched folder with no new file for longer than the read timeout is idle, not a failed
+    source: the pipeline keeps waiting and shows the file written later."""
+    from acquire.sources.series import FrameSeriesSource
+
+    np.save(tmp_path / "first.npy", np.full((16, 16), 3, np.uint16))
+    source = FrameSeriesSource(tmp_path, fps=fps, watch=True, poll_s=0.05)
+    pipeline = LivePipeline(source, slow_process(1.0), read_timeout_s=0.2)
+
+    def later() -> None:
+        time.sleep(1.5)
+        np.save(tmp_path / "late.npy", np.full((16, 16), 7, np.uint16))
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    shown: list[float] = []
+    try:
+        stats = run_headless(pipeline, frames=2,
+                             on_display=lambda r: shown.append(float(r.frame.image.mean())))
+    finally:
+        writer.join()
+    assert pipeline.error is None and stats["frames_displayed"] == 2
+    assert shown == [3.0, 7.0]

@@ -227,10 +227,10 @@ def test_output_names_never_collide():
 
 
 def test_scale_bar_labels_use_a_readable_unit():
-    assert stem_figures._length_label(2000.0, "pm") == "2 nm"
-    assert stem_figures._length_label(500.0, "pm") == "500 pm"
-    assert stem_figures._length_label(5000.0, "nm") == "5 µm"
-    assert stem_figures._length_label(3.0, "1/nm") == "3 1/nm"
+    assert stem_figures.length_label(2000.0, "pm") == "2 nm"
+    assert stem_figures.length_label(500.0, "pm") == "500 pm"
+    assert stem_figures.length_label(5000.0, "nm") == "5 µm"
+    assert stem_figures.length_label(3.0, "1/nm") == "3 1/nm"
 
 
 def test_scale_bar_is_drawn_exactly_its_length():
@@ -608,3 +608,54 @@ def test_watch_stops_on_ctrl_c_keeping_every_output(run, tmp_path):
     summary = json.loads(out)
     assert summary["frames"] == 1 and summary["watch"]["failed"] == []
     assert read_raw(tmp_path / "o" / "live.tif").data.shape == (32, 32)
+
+
+def test_fits_that_pair_frames_take_one_series(run, tmp_path, capsys):
+    """--save-calibration and noise2noise pair or pool frames: frames from two microscopes (other
+    pixel size) are refused before anything is written; with a stack among the inputs, the fit
+    takes that stack's frames only."""
+    from mcnn.data.image_io import write_image
+
+    rng = np.random.default_rng(11)
+    for name, pm in (("mos2.tif", 12.7), ("sto.tif", 10.0)):
+        write_image(tmp_path / name, (500 + 4 * rng.poisson(3 * _ramp(64, 64)))[None, None]
+                    .astype(np.float32), PixelSize(pm, pm, "pm"))
+    both = [str(tmp_path / "mos2.tif"), str(tmp_path / "sto.tif")]
+    o = str(tmp_path / "o")
+    assert stem_denoise.main([str(run), *both, "-o", o, "--save-calibration",
+                              str(tmp_path / "c.json")]) == 2
+    line = _one_error_line(capsys)
+    assert "--save-calibration takes frames of one series" in line and "sto.tif" in line
+    assert not (tmp_path / "c.json").exists() and not (tmp_path / "o" / "mos2.tif").exists()
+    assert stem_denoise.main([str(run), *both, "-o", o, "--adapt-steps", "2", "--adapt-loss",
+                              "noise2noise"]) == 2
+    assert "--adapt-loss noise2noise takes frames of one series" in _one_error_line(capsys)
+    yy, xx = np.mgrid[0:64, 0:64]
+    clean = 1 + 0.8 * np.sin(xx / 4.0) * np.cos(yy / 5.0)
+    np.save(tmp_path / "series.npy", (500 + 4 * rng.poisson(5.0 * clean, (4, 64, 64)))
+            .astype(np.float32))
+    assert stem_denoise.main([str(run), both[0], str(tmp_path / "series.npy"), "-o", o,
+                              "--save-calibration", str(tmp_path / "c.json")]) == 0
+    capsys.readouterr()
+    cal = json.loads((tmp_path / "c.json").read_text())
+    assert cal["method"] == "frame_pairs" and len(cal["sources"]) == 4
+    assert all("series.npy" in src for src in cal["sources"])
+    assert cal["gain_counts_per_e"] == pytest.approx(4.0, rel=0.15)
+
+
+def test_adaptation_options_without_adaptation_are_refused_and_its_record_has_the_loss(
+        run, tmp_path, capsys):
+    np.save(tmp_path / "f.npy", np.random.default_rng(12).poisson(3.0, (2, 32, 32))
+            .astype(np.float32))
+    f, o = str(tmp_path / "f.npy"), str(tmp_path / "o")
+    for option, value in (("--save-adapted", str(tmp_path / "m.safetensors")),
+                          ("--adapt-span", "2")):
+        assert stem_denoise.main([str(run), f, "-o", o, option, value]) == 2
+        assert f"{option}: only with --adapt-steps N" in _one_error_line(capsys)
+    saved = tmp_path / "m.safetensors"
+    assert stem_denoise.main([str(run), f, "-o", o, "--dose-e-per-px", "3", "--adapt-steps", "3",
+                              "--save-adapted", str(saved)]) == 0
+    capsys.readouterr()
+    record = json.loads(saved.with_suffix(".adaptation.json").read_text())
+    assert record["frames_from"] == [f] and record["loss_first_tenth"] > 0
+    assert record["loss_last_tenth"] > 0

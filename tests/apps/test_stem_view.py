@@ -107,7 +107,8 @@ def test_window_shows_raw_and_denoised_with_a_scale_bar_and_saves(checkpoint, tm
             shown = cv2.resize(grabbed, (64, 64), interpolation=cv2.INTER_AREA)
             assert corr(shown, np.clip(panels[name], *window.grid.levels[name])) > 0.8, name
         assert "PSNR" in window.grid.titles["raw"].text
-        assert parts.bar.text.toPlainText().endswith("nm")
+        value, unit = parts.bar.text.toPlainText().split()  # as the figures label it: 200 pm
+        assert unit in ("pm", "nm") and 1 <= float(value) < 1000
         parts.toggle_play()
         assert pipeline.paused  # the simulator has no pause of its own: the pipeline stops reading
         parts.save_current()
@@ -188,3 +189,13 @@ def test_linked_panels_of_unequal_widths_share_zoom_without_their_ranges_growing
         assert np.ptp(np.array(centres), axis=0).max() < 1.0
     finally:
         window.close()
+
+
+def test_a_frame_too_small_for_a_stem_model_is_a_one_line_user_error(tiny_stem_run, tmp_path,
+                                                                      capsys):
+    np.save(tmp_path / "tiny.npy", np.full((8, 8), 5, np.uint16))
+    assert stem_view.main([str(tiny_stem_run), "--source", str(tmp_path / "tiny.npy"),
+                           "--no-window", "--frames", "1", "--device", "cpu"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert err == [f"stem-view: error: {tmp_path / 'tiny.npy'}: frame of 8 x 8 px; a STEM frame "
+                   "needs at least 16 x 16 px"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mcnn.bench.stem import (
     StemBenchSettings,
@@ -28,6 +29,7 @@ from mcnn.bench.stem import (
     shifted_simulator_config,
 )
 from mcnn.physics.procedural import ProceduralContent
+from mcnn.physics.stem import StemAdfSimulator
 
 ROOT = Path(__file__).resolve().parents[3]
 STEM_SIM = {"name": "stem", "pixel_size_pm": 20.0, "spacing_pm_range": [200.0, 400.0],
@@ -131,8 +133,18 @@ def test_dose_is_corrected_to_the_measured_target_snr():
     cfg = shifted_simulator_config(STEM_SIM, overrides={"detector_noise_e": 0.3})
     clean = make_test_frames(cfg, ProceduralContent(), 2, (32, 32), 1, 0.0).clean
     for target in (0.0, -10.0):
-        _, dose, measured = noisy_at_snr(cfg, clean, target, seed=4)
+        noisy, dose, measured = noisy_at_snr(cfg, clean, target, seed=4)
         assert abs(measured - target) < 0.1 and dose > 0
+        # the dose returned is the one the frames were made at
+        again = StemAdfSimulator(cfg)(clean, torch.full((2,), dose), torch.Generator().manual_seed(4))
+        assert torch.equal(again.float(), noisy)
+    # afterglow against the undistorted clean frame caps the SNR (about 21 dB at 0.3) and hot
+    # pixels make it stop following the dose: refused in one line, not frames at another SNR
+    for overrides in ({"scan_afterglow": 0.3}, {"hot_pixel_fraction": 0.01}):
+        capped = shifted_simulator_config(STEM_SIM, overrides=overrides)
+        clean = make_test_frames(capped, ProceduralContent(), 2, (32, 32), 1, 0.0).clean
+        with pytest.raises(ValueError, match=r"input SNR 30 dB is out of reach .* measure "):
+            noisy_at_snr(capped, clean, 30.0, seed=4)
 
 
 def test_bm3d_runs_with_its_oracle_sigma_when_importable(run, monkeypatch):
