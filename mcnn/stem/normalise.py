@@ -94,14 +94,14 @@ def units_warnings(units: FrameUnits) -> list[str]:
     if units.source.startswith("estimated"):
         return ["no noise calibration: offset and gain are estimated from each frame's own "
                 "noise (steadier from a series: stem-denoise --save-calibration, with --dark)"]
+    dose = ("the dose given is used" if units.dose_from == "given" else "so the dose is unknown "
+            "(give a calibration or the dose: stem-denoise --calibration or --dose-e-per-px)")
     if units.source == ASSUMED:
         return ["no noise calibration given and none could be estimated from the frame: counts "
-                "are taken as electrons (gain 1, offset 0), so the dose is unknown (give a "
-                "calibration or the dose: stem-denoise --calibration or --dose-e-per-px)"]
+                f"are taken as electrons (gain 1, offset 0); {dose}"]
     if units.source == ASSUMED_SHIFTED:
         return ["frame values go below zero: not raw detector counts (a processed image?); "
-                "shifted by the frame minimum and taken as electrons, so the dose is unknown "
-                "(give a calibration or the dose: stem-denoise --calibration or --dose-e-per-px)"]
+                f"shifted by the frame minimum and taken as electrons; {dose}"]
     return []
 
 

@@ -103,3 +103,12 @@ def test_frames_smaller_than_a_stem_image_are_refused(shape):
     with pytest.raises(ValueError, match=r"^f\.tif: frame of .* px; a STEM frame needs at least "):
         check_frame_shape(shape, "f.tif")
     check_frame_shape((16, 64), "f.tif")  # the smallest accepted
+
+
+def test_uncalibrated_counts_with_a_given_dose_do_not_say_the_dose_is_unknown():
+    flat = np.random.default_rng(1).poisson(4.0, (64, 64)).astype(float)  # no offset to fit
+    _, units, warnings = frame_to_model_units(flat, dose_e_per_px=4.0)
+    assert units.source.startswith("assumed") and units.dose_from == "given"
+    assert dose_label(units) == "dose 4 e/px"
+    assert len(warnings) == 1 and "the dose given is used" in warnings[0]
+    assert "unknown" not in warnings[0]
