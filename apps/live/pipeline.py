@@ -40,6 +40,7 @@ class Processed:
     panels: dict[str, np.ndarray]
     values: dict[str, float] = field(default_factory=dict)
     inference_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # for saving (e.g. output in counts)
 
 
 @dataclass

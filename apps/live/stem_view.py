@@ -164,8 +164,9 @@ class StemProcessor:
         pixel-value policy; simulated frames are already in model units."""
         return self._inputs(frame)[0]
 
-    def _inputs(self, frame: Any) -> tuple[np.ndarray, np.ndarray, Any]:
-        """(the frame in model units on its grid, the network input, the resampling or None)."""
+    def _inputs(self, frame: Any) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+        """(the frame in model units on its grid, the network input, the resampling or None, the
+        STEM units to invert the output with or None)."""
         from mcnn.data.image_io import PixelSize, normalise
         from mcnn.stem.normalise import (
             check_frame_shape,
@@ -177,10 +178,10 @@ class StemProcessor:
         source = frame.meta.get("source_file")
         if source is None:
             x = frame.image.astype(np.float32, copy=False)
-            return x, x, None
+            return x, x, None, None
         if not self.stem or frame.image.shape[2] != 1:
             x = normalise(frame.image, source)
-            return x, x, None
+            return x, x, None, None
         check_frame_shape(frame.image.shape[:2], source)  # as stem-denoise: 16 px a side
         pixel = frame.meta.get("pixel_size")
         grid = self.resampling(frame)
@@ -190,14 +191,15 @@ class StemProcessor:
         for w in warnings:
             self._warn_once(str(source), w)
         if grid is None:
-            return x[..., None], x[..., None], None
+            return x[..., None], x[..., None], None, units
         shown = to_model_units(frame.image[..., 0], input_grid_units(units, grid))
-        return shown[..., None], x[..., None], grid
+        return shown[..., None], x[..., None], grid, units
 
     def __call__(self, frame: Any) -> Processed:
         from acquire.frame import monotonic_s
+        from mcnn.stem.normalise import from_model_units
 
-        shown, x, grid = self._inputs(frame)
+        shown, x, grid, units = self._inputs(frame)
         if x.shape[2] != self.channels:
             x = (np.repeat(x[..., :1], self.channels, axis=2) if self.channels > 1
                  else x.mean(axis=2, keepdims=True))
@@ -205,6 +207,10 @@ class StemProcessor:
         y = self.predictor.predict(np.ascontiguousarray(x.transpose(2, 0, 1)))
         inference_ms = 1e3 * (monotonic_s() - t0)
         denoised = y if y.ndim == 2 else (y[0] if y.shape[0] == 1 else y.transpose(1, 2, 0))
+        extra: dict[str, Any] = {}
+        if units is not None:  # a STEM file frame: saved in its counts, as stem-denoise writes
+            extra["denoised_counts"] = from_model_units(np.asarray(denoised), units, "counts",
+                                                        grid)
         if grid is not None:  # back on the frame's grid (STEM: one channel, scale 1)
             denoised = grid.to_input(np.asarray(denoised)).astype(np.float32)
             x = shown
@@ -224,7 +230,7 @@ class StemProcessor:
                 grey = img if img.ndim == 2 else img.mean(axis=2)
                 mse = float(np.mean((grey - c) ** 2))
                 values[name] = 10.0 * math.log10(peak**2 / max(mse, 1e-12))
-        return Processed(panels, values, inference_ms)
+        return Processed(panels, values, inference_ms, extra)
 
 
 def pixel_size_of(result: LiveResult, scale: int) -> tuple[float, str] | None:
@@ -236,15 +242,22 @@ def pixel_size_of(result: LiveResult, scale: int) -> tuple[float, str] | None:
 
 
 def save_denoised(folder: Path, result: LiveResult, scale: int) -> Path:
-    """The denoised frame as float32 TIFF (with the pixel size, when known)."""
+    """The denoised frame as float32 TIFF (with the pixel size, when known): a STEM model's frame
+    from a file in that file's counts, named ``<file>_<frame>.tif`` (as stem-denoise writes it);
+    others as shown, ``denoised_<index>.tif``."""
     from mcnn.data.image_io import PixelSize, write_image
 
-    image = result.processed.panels["denoised"]
+    meta = result.frame.meta
+    image = result.processed.extra.get("denoised_counts", result.processed.panels["denoised"])
     chw = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
-    pixel = result.frame.meta.get("pixel_size")
+    pixel = meta.get("pixel_size")
     size = PixelSize(pixel[0] / scale, pixel[1] / scale, pixel[2]) if pixel else None
-    index = result.frame.meta.get("series_index", result.frame.index)
-    return write_image(Path(folder) / f"denoised_{int(index):06d}.tif", chw, size)
+    source = meta.get("source_file")
+    if source is not None and "index_in_file" in meta:
+        name = f"{Path(str(source).split('#', 1)[0]).stem}_{int(meta['index_in_file']):04d}.tif"
+    else:
+        name = f"denoised_{int(meta.get('series_index', result.frame.index)):06d}.tif"
+    return write_image(Path(folder) / name, chw, size)
 
 
 class StemWindowParts:

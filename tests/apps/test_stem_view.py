@@ -46,17 +46,18 @@ def corr(a, b):
 def test_a_stack_plays_frame_by_frame_and_every_denoised_frame_is_saved(checkpoint, stack,
                                                                         tmp_path, capsys):
     path, frames = stack
-    rc = stem_view.main([str(checkpoint), "--source", str(path), "--fps", "40", "--frames",
+    rc = stem_view.main([str(checkpoint), "--source", str(path), "--fps", "20", "--frames",
                          "50", "--warmup", "0", "--no-window", "--device", "cpu", "--save",
                          str(tmp_path / "out")])
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["frames_read"] == 5 and out["source_error"] is None
     saved = sorted((tmp_path / "out").glob("*.tif"))
-    # 40 fps in (slow enough for a loaded 2-core box to read every frame): a frame may still be
-    # replaced before the model takes it (newest wins), never reordered
+    # 20 fps in (slow enough for a loaded 2-core box, first inference included, to read nearly
+    # every frame): a frame may still be replaced before the model takes it (newest wins), never
+    # reordered
     assert 3 <= len(saved) <= 5
-    assert {p.name for p in saved} <= {f"denoised_{i:06d}.tif" for i in range(5)}
+    assert {p.name for p in saved} <= {f"series_{i:04d}.tif" for i in range(5)}  # file, frame
     raw = read_raw(saved[0])
     assert raw.data.dtype == np.float32 and raw.data.shape == (32, 48)
     assert raw.pixel_size is not None and raw.pixel_size.x == pytest.approx(0.02)
@@ -199,3 +200,28 @@ def test_a_frame_too_small_for_a_stem_model_is_a_one_line_user_error(tiny_stem_r
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert err == [f"stem-view: error: {tmp_path / 'tiny.npy'}: frame of 8 x 8 px; a STEM frame "
                    "needs at least 16 x 16 px"]
+
+
+def test_a_stem_models_saved_frames_are_what_stem_denoise_writes(tiny_stem_run, tmp_path, capsys):
+    """Saving from the viewer gives each file frame in its counts, as stem-denoise does (same
+    units, same model), named after the file and frame, not in model units."""
+    from apps import stem_denoise
+
+    rng = np.random.default_rng(13)
+    ramp = np.linspace(0.2, 2.0, 48)[None, :] * np.ones((32, 1))
+    frames = (700 + 4 * rng.poisson(3.0 * ramp, (2, 32, 48))).astype(np.uint16)
+    np.save(tmp_path / "scan.npy", frames)
+    assert stem_view.main([str(tiny_stem_run), "--source", str(tmp_path / "scan.npy"), "--fps",
+                           "5", "--frames", "2", "--warmup", "0", "--no-window", "--device",
+                           "cpu", "--save", str(tmp_path / "view")]) == 0
+    assert stem_denoise.main([str(tiny_stem_run), str(tmp_path / "scan.npy"), "-o",
+                              str(tmp_path / "den"), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    written = read_raw(tmp_path / "den" / "scan.tif").data
+    saved = sorted((tmp_path / "view").glob("*.tif"))
+    assert saved and {p.name for p in saved} <= {"scan_0000.tif", "scan_0001.tif"}
+    for path in saved:
+        i = int(path.stem.rsplit("_", 1)[1])
+        got = read_raw(path).data
+        assert got.mean() > 600  # counts (offset ~700), not model units (mean ~1)
+        assert np.allclose(got, written[i], rtol=1e-5, atol=1e-2)
