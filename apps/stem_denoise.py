@@ -489,7 +489,17 @@ def main(argv: list[str] | None = None) -> int:
                              "above); every other file was written")
         return 0
 
-    return run_cli(PROG, body)
+    def body_leaving_no_empty_output() -> int:
+        """A run refused before it wrote anything leaves no empty output folder behind."""
+        created = not args.out.exists()
+        try:
+            return body()
+        except BaseException:
+            if created and args.out.is_dir() and not any(args.out.iterdir()):
+                args.out.rmdir()
+            raise
+
+    return run_cli(PROG, body_leaving_no_empty_output)
 
 
 WATCH_POLL_S = 0.5

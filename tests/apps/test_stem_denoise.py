@@ -144,6 +144,7 @@ def test_option_and_input_mistakes_are_one_line_naming_them(run, tmp_path, capsy
         assert stem_denoise.main([str(run), str(tmp_path / name), "-o", o]) == 2
         line = _one_error_line(capsys)
         assert name in line and "a STEM frame needs at least 16 x 16 px" in line
+        assert not Path(o).exists()  # refused before writing: no empty output folder left
     # a calibration with wrong fields names them
     (tmp_path / "cal.json").write_text(json.dumps({"gain_counts_per_e": -1}))
     assert stem_denoise.main([str(run), f, "-o", o, "--calibration",
