@@ -437,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                 detector = stack.meta.get("detector")
             done += n
             denoise_s += time.perf_counter() - t_file
+            record[:] = [r for r in record if r["input"] != str(path)]  # a watched file that grew
             record.append({"input": str(path), "output": str(target), "frames": n,
                            "pixel_size": None if ps is None else
                            {"y": ps.y, "x": ps.x, "unit": ps.unit},
@@ -452,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def summary_now(failed: list[str] | None = None) -> dict[str, Any]:
             elapsed = denoise_s - figure_s
-            summary = {"frames": done, "seconds": round(elapsed, 3),
+            summary = {"frames": sum(r["frames"] for r in record), "seconds": round(elapsed, 3),
                        "frames_per_s": round(done / elapsed, 3) if elapsed > 0 else None,
                        "figure_s": round(figure_s, 3),
                        "output_units": args.output_units, "flip_ensemble": args.flip_ensemble,
@@ -516,6 +517,7 @@ def _watch(args: argparse.Namespace, given: list[Path], check: Any, names: set[s
 
     failed: list[str] = []
     done_already = {p.resolve() for p in given}
+    targets: dict[Path, Path] = {}  # a file that grows after it was denoised is denoised anew
     watcher = FolderWatcher(args.watch, accept=check, max_retries=3)
     log.info("watching %s for new frames (Ctrl-C to stop%s)", args.watch,
              "" if args.idle_exit is None else f", or {args.idle_exit:g} s without a new file")
@@ -526,7 +528,9 @@ def _watch(args: argparse.Namespace, given: list[Path], check: Any, names: set[s
                 last_new = time.monotonic()
                 if path.resolve() in done_already:
                     continue
-                (target,) = output_paths([path], args.out, names)
+                if path not in targets:
+                    (targets[path],) = output_paths([path], args.out, names)
+                target = targets[path]
                 bar.total = (bar.total or 0) + frames_in[str(path)]
                 bar.refresh()
                 try:

@@ -64,15 +64,19 @@ class FrameSeriesSource(StreamingSource):
 
     # -- what the series holds ---------------------------------------------------------------
     def _add(self, path: Path) -> None:
-        """Count ``path``'s frames (headers only) and append them to the series."""
+        """Count ``path``'s frames (headers only) and append them to the series; a watched file
+        that grew since (a series written frame by frame) adds only its new frames."""
         from mcnn.data.image_io import open_frames
 
         with open_frames(path) as stack:
             n = len(stack)
             if self.watch:  # a file still being written fails here, not when played
                 stack.frame(n - 1)
-        self._entries += [(path, i) for i in range(n)]
-        self._frames_in[path] = n
+        known = self._frames_in.get(path, 0)
+        self._entries += [(path, i) for i in range(known, n)]
+        self._frames_in[path] = max(n, known)
+        if self._stack_path == path:
+            self._close_stack()  # reopen: the open header may list fewer frames
 
     def _scan(self) -> None:
         from mcnn.data.image_io import ImageFileError

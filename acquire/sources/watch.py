@@ -4,8 +4,10 @@ A file is taken only once complete: not a temporary name (``.tmp``, ``.part``, `
 ``.crdownload``, ``.lock``, ``~`` or ``.`` prefixes), non-empty, with the same size and mtime over
 two polls in a row, and accepted by the caller's ``accept(path)`` (which reads it, e.g. to its last
 frame, and raises if it cannot). A file that still fails is retried on later polls and skipped
-(logged, listed in ``skipped``) after ``max_retries``. One watcher serves the frame-series source
-of the live viewers and ``stem-denoise --watch``.
+(logged, listed in ``skipped``) after ``max_retries``. A file taken that changes afterwards (a TIA
+``.ser`` series grows frame by frame, with pauses longer than two polls) is handed out again once
+it is complete again: the caller reads the frames it has not seen yet, or the whole file anew. One
+watcher serves the frame-series source of the live viewers and ``stem-denoise --watch``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class FolderWatcher:
         self._failures: dict[Path, int] = {}
         # skipped files: (size, mtime) when skipped, and the line in ``skipped``
         self._skipped_at: dict[Path, tuple[tuple[int, int], str]] = {}
+        self._taken_at: dict[Path, tuple[int, int]] = {}  # (size, mtime) when handed out
         if not existing:
             self._seen = set(self.candidates())
 
@@ -78,11 +81,14 @@ class FolderWatcher:
                 continue
             sig = (st.st_size, st.st_mtime_ns)
             if path in self._seen:
-                if path not in self._skipped_at or self._skipped_at[path][0] == sig:
+                if path in self._skipped_at and self._skipped_at[path][0] != sig:
+                    # a skipped file changed since: the writer was only slow; look at it again
+                    self.skipped.remove(self._skipped_at.pop(path)[1])
+                elif path in self._taken_at and self._taken_at[path] != sig:
+                    del self._taken_at[path]  # grew after it was taken: hand it out again
+                else:
                     continue
-                # a skipped file changed since: the writer was only slow; look at it again
                 self._seen.discard(path)
-                self.skipped.remove(self._skipped_at.pop(path)[1])
             if self._sizes.get(path) != sig:
                 self._failures.pop(path, None)  # new or still growing: failures so far don't count
                 self._sizes[path] = sig  # look again next poll
@@ -106,5 +112,6 @@ class FolderWatcher:
             self._seen.add(path)
             self._sizes.pop(path, None)
             self._failures.pop(path, None)
+            self._taken_at[path] = sig
             taken.append(path)
         return taken

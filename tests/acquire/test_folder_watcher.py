@@ -95,3 +95,31 @@ def test_a_tia_series_is_taken_once_through_its_ser(tmp_path):
     watcher = FolderWatcher(tmp_path, accept=_accept_readable)
     watcher.poll()
     assert [p.name for p in watcher.poll()] == ["16_STOimage_1.ser"]
+
+
+def test_a_file_that_grows_after_it_was_taken_is_handed_out_again(tmp_path):
+    """A series written frame by frame (TIA .ser) may be complete-looking between frames: when
+    it changes after being taken, it comes back once stable, so the new frames are not lost."""
+    watcher = FolderWatcher(tmp_path, accept=_accept_readable)
+    path = tmp_path / "series.npy"
+    path.write_bytes(_npy(np.ones((2, 16, 16), np.float32)))
+    watcher.poll()
+    assert watcher.poll() == [path]
+    assert watcher.poll() == []
+    path.write_bytes(_npy(np.ones((3, 16, 16), np.float32)))  # one frame more
+    assert watcher.poll() == []  # changed: watched until stable again
+    assert watcher.poll() == [path]
+    assert watcher.poll() == []
+
+
+def test_a_watched_series_that_grows_adds_only_its_new_frames(tmp_path):
+    from acquire.sources.series import FrameSeriesSource
+
+    path = tmp_path / "series.npy"
+    path.write_bytes(_npy(np.stack([np.full((16, 16), i, np.uint16) for i in range(2)])))
+    with FrameSeriesSource(tmp_path, fps=None, watch=True, poll_s=0.01) as source:
+        got = [int(source.read_next(-1, timeout_s=5).image[0, 0, 0]) for _ in range(2)]
+        path.write_bytes(_npy(np.stack([np.full((16, 16), i, np.uint16) for i in range(4)])))
+        got += [int(source.read_next(-1, timeout_s=5).image[0, 0, 0]) for _ in range(2)]
+        assert source.frame_count == 4
+    assert got == [0, 1, 2, 3]

@@ -660,3 +660,36 @@ def test_adaptation_options_without_adaptation_are_refused_and_its_record_has_th
     record = json.loads(saved.with_suffix(".adaptation.json").read_text())
     assert record["frames_from"] == [f] and record["loss_first_tenth"] > 0
     assert record["loss_last_tenth"] > 0
+
+
+def test_watch_denoises_a_series_again_when_it_grows(run, tmp_path, capsys):
+    """A series file that gets more frames after it was denoised (TIA writes .ser frame by
+    frame) is denoised anew into the same output, not lost and not written twice."""
+    import threading
+
+    rng = np.random.default_rng(14)
+    watched = tmp_path / "scans"
+    watched.mkdir()
+    cal = tmp_path / "noise.json"
+    cal.write_text(json.dumps({"gain_counts_per_e": 1.0, "offset_counts": 0.0}))
+    result: dict[str, int] = {}
+    worker = threading.Thread(target=lambda: result.update(rc=stem_denoise.main([
+        str(run), "--watch", str(watched), "--idle-exit", "2.5", "-o", str(tmp_path / "o"),
+        "--calibration", str(cal)])))
+    frames = rng.poisson(4.0, (3, 32, 32)).astype(np.float32)
+    (watched / "s.npy").write_bytes(_npy_bytes(frames[:2]))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "o" / "s.tif").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert read_raw(tmp_path / "o" / "s.tif").data.shape == (2, 32, 32)
+        (watched / "s.npy").write_bytes(_npy_bytes(frames))
+    finally:
+        worker.join(timeout=60)
+    assert result["rc"] == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [o["output"] for o in summary["outputs"]] == [str(tmp_path / "o" / "s.tif")]
+    assert summary["frames"] == 3
+    assert read_raw(tmp_path / "o" / "s.tif").data.shape == (3, 32, 32)
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.tif")) == ["s.tif"]
