@@ -17,6 +17,7 @@ import numpy as np
 
 from apps.cli import OneLineArgumentParser, run_cli, setup_logging
 from apps.stem_units import (
+    FileWarnings,
     add_pixel_arguments,
     add_unit_arguments,
     check_stem_model,
@@ -253,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                              "size and the checkpoint records no data.simulator.pixel_size_pm")
         # STEM: per frame in flight, its units and resampling, to invert its output
         units_of: deque[tuple[FrameUnits, Any]] = deque()
-        warned: set[str] = set()  # every warning's text, once
-        warned_in: dict[str, list[str]] = {}  # input -> its warnings, each once
+        warnings_of = FileWarnings(log)
 
         def stem_input(raw: RawImage, path: Path) -> tuple[np.ndarray, int]:
             """``(N, 1, H, W)`` frames in the model's units (on its pixel grid with --resample),
@@ -272,12 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 units.append((u, grid))
                 notes += [(i, w) for w in warnings]
                 height = counts.shape[0]
-            file_warnings = warned_in.setdefault(str(path), [])
-            for i, w in notes:  # only once the whole file could be used; once per file
-                if w not in file_warnings:
-                    file_warnings.append(w)
-                    warned.add(w)
-                    log.warning("%s[%d]: %s", path, i, w)
+            for i, w in notes:  # only once the whole file could be used
+                warnings_of.warn(path, i, w)
             units_of.extend(units)
             return np.stack(xs)[:, None], height
 
@@ -327,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                           "frames": sum(g[1] for g in good), "device": str(predictor.device),
                           "seconds": round(seconds, 3),
                           "units": f"stem ({args.output_units})" if stem else "image policy",
-                          "flip_ensemble": args.flip_ensemble, "warnings": sorted(warned),
-                          "warnings_by_file": {k: v for k, v in warned_in.items() if v}}))
+                          "flip_ensemble": args.flip_ensemble, **warnings_of.summary()}))
         if failed and len(files) == 1:
             return 2  # its one error line says it all
         if failed:

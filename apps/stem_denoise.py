@@ -23,6 +23,7 @@ import numpy as np
 from apps.cli import run_cli, setup_logging
 from apps.stem_figures import compare_figure
 from apps.stem_units import (
+    FileWarnings,
     add_pixel_arguments,
     add_unit_arguments,
     check_stem_model,
@@ -338,18 +339,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.checkpoint}: --resample needs the model's training pixel "
                              "size and the checkpoint records no data.simulator.pixel_size_pm "
                              "(train with --set data.simulator.pixel_size_pm=<pm>)")
-        warned: set[str] = set()  # every warning's text, once
-        warned_in: dict[str, list[str]] = {}  # input -> its warnings, each once
+        warnings_of = FileWarnings(log)
         grids: dict[str, Any] = {}  # input path -> FrameResampling (None: not resampled)
         frames_in: dict[str, int] = {}
-
-        def warn(path: Path, index: int | None, text: str) -> None:
-            """Say ``text`` once per file (each file gets its own), and list it under the file."""
-            file_warnings = warned_in.setdefault(str(path), [])
-            if text not in file_warnings:
-                file_warnings.append(text)
-                warned.add(text)
-                log.warning("%s%s: %s", path, "" if index is None else f"[{index}]", text)
 
         def check(f: Path) -> None:
             """One file usable as a whole (greyscale frames of a STEM size, readable to its last
@@ -366,9 +358,10 @@ def main(argv: list[str] | None = None) -> int:
                     if args.resample else None
             grids[str(f)] = grid
             if grid is not None and grid.upsamples:
-                warn(f, None, f"--resample upsamples this file (pixels larger than the model's "
-                     f"{model_pm:g} pm): the interpolation correlates the noise between "
-                     "neighbouring pixels, which the model never saw in training")
+                warnings_of.warn(f, None, "--resample upsamples this file (pixels larger than "
+                                 f"the model's {model_pm:g} pm): the interpolation correlates the "
+                                 "noise between neighbouring pixels, which the model never saw "
+                                 "in training")
 
         for f in files:  # every input checked before any output (or calibration) is written
             check(f)
@@ -403,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
                             calibration=calibration, dose_e_per_px=args.dose_e_per_px,
                             resampling=grid)
                         for w in warnings:
-                            warn(path, i, w)
+                            warnings_of.warn(path, i, w)
                         keep = raw if grid is not None and not compare_done else None
                         pending.append((x, units, keep))
                         entry = {"index_in_file": i, **units.as_dict()}
@@ -457,8 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                        "frames_per_s": round(done / elapsed, 3) if elapsed > 0 else None,
                        "figure_s": round(figure_s, 3),
                        "output_units": args.output_units, "flip_ensemble": args.flip_ensemble,
-                       "warnings": sorted(warned),
-                       "warnings_by_file": {k: v for k, v in warned_in.items() if v},
+                       **warnings_of.summary(),
                        "calibration": None if calibration is None else calibration.model_dump(),
                        "compare": None if args.compare is None else str(args.compare),
                        "outputs": [{k: v for k, v in r.items() if k != "frames_units"}

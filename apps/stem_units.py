@@ -4,8 +4,29 @@ once for every command that applies a STEM model to files (stem-denoise, mcnn-pr
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
+
+
+class FileWarnings:
+    """Warnings said once per input file (every file gets its own, logged with the frame index)
+    and listed by file in the summary: what stem-denoise and mcnn-predict report alike."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self.by_file: dict[str, list[str]] = {}
+
+    def warn(self, path: object, index: int | None, text: str) -> None:
+        said = self.by_file.setdefault(str(path), [])
+        if text not in said:
+            said.append(text)
+            self.log.warning("%s%s: %s", path, "" if index is None else f"[{index}]", text)
+
+    def summary(self) -> dict[str, Any]:
+        """``warnings`` (every distinct text once) and ``warnings_by_file``."""
+        return {"warnings": sorted({w for said in self.by_file.values() for w in said}),
+                "warnings_by_file": {k: v for k, v in self.by_file.items() if v}}
 
 
 def add_unit_arguments(p: argparse.ArgumentParser) -> None:
