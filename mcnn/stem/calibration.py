@@ -292,11 +292,11 @@ def fit_noise(
                 method=method, offset_from="zero_peak", patches=used, fit_r2=r2,
                 sources=list(sources),
             )
+    frames_mean = float(np.mean([a.mean() for a in arrays]))
     if dark is not None:
         darks = [np.asarray(d, np.float64) for d in (dark if isinstance(dark, (list, tuple))
                                                      else [dark])]
         offset = float(np.mean([d.mean() for d in darks]))
-        frames_mean = float(np.mean([a.mean() for a in arrays]))
         if not offset < frames_mean:
             raise ValueError(f"the dark frame(s) average {offset:.6g} counts, not below the "
                              f"frames' {frames_mean:.6g}: not a dark frame (beam blanked)")
@@ -307,7 +307,7 @@ def fit_noise(
         offset_from = "dark"
     else:
         offset = -intercept / gain  # read noise assumed small next to shot noise
-        signal = float(np.mean([a.mean() for a in arrays])) - offset
+        signal = frames_mean - offset
         if not offset_error <= MAX_OFFSET_ERROR * abs(signal):
             raise ValueError(
                 f"these frames do not fix the detector offset: the mean-variance intercept gives "
