@@ -142,35 +142,33 @@ def one_series(inputs: list[str], limit: int, purpose: str) -> list[Any]:
     """Up to ``limit`` frames that belong together, for a fit that pairs or pools them: the frames
     of the first file that has several (a stack is one acquisition), else single-frame files of one
     detector, shape and pixel size (a series written one file per frame). Inputs from different
-    detectors or pixel sizes are refused: ``purpose`` says for what."""
-    from mcnn.data.series import FrameSeries
+    detectors or pixel sizes are refused: ``purpose`` says for what. Frame counts come from the
+    headers; only the frames returned are read."""
+    from itertools import islice
+
+    from mcnn.data.image_io import open_frames
+    from mcnn.data.series import FrameSeries, expand_inputs
 
     def key(f: Any) -> tuple[Any, ...]:
         return (f.image.shape, f.pixel_size, f.meta.get("detector"))
 
-    first_stack: list[Any] = []
     singles: list[Any] = []
-    for f in FrameSeries(inputs):
-        if f.meta["frames_in_file"] > 1:
-            if first_stack and f.meta["path"] != first_stack[0].meta["path"]:
-                break
-            first_stack.append(f)
-            if len(first_stack) == limit:
-                break
-        elif len(singles) < limit:
-            singles.append(f)
-    if len(first_stack) >= 2:
-        return first_stack
-    frames = singles or first_stack
-    odd = [f for f in frames if key(f) != key(frames[0])]
+    for path in expand_inputs(inputs):
+        with open_frames(path) as stack:
+            n = len(stack)
+        if n > 1:
+            return list(islice(FrameSeries([path]), limit))
+        if len(singles) < limit:
+            singles += FrameSeries([path])
+    odd = [f for f in singles if key(f) != key(singles[0])]
     if odd:
-        a, b = frames[0], odd[0]
+        a, b = singles[0], odd[0]
         raise ValueError(
             f"{purpose} takes frames of one series, and {a.meta['path']} ({a.image.shape[1]} x "
             f"{a.image.shape[0]} px, {a.pixel_size}, detector {a.meta.get('detector')}) and "
             f"{b.meta['path']} ({b.image.shape[1]} x {b.image.shape[0]} px, {b.pixel_size}, "
             f"detector {b.meta.get('detector')}) differ; give one series at a time")
-    return frames
+    return singles
 
 
 def _calibrate(inputs: list[str], dark: list[str] | None, target: Path) -> Any:
