@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from apps.cli import OneLineArgumentParser, run_cli, setup_logging
+from apps.cli import OneLineArgumentParser, attach_negative_values, run_cli, setup_logging
 from apps.stem_units import (
+    SIGNED_VALUE_FLAGS,
     FileWarnings,
     add_pixel_arguments,
     add_unit_arguments,
@@ -204,7 +205,7 @@ def output_pixel_size(pixel_size: PixelSize | None, in_h: int, out_h: int) -> Pi
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_negative_values(argv, SIGNED_VALUE_FLAGS))
     setup_logging(args.verbose)
 
     def body() -> int:

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from apps.cli import run_cli, setup_logging
+from apps.cli import attach_negative_values, run_cli, setup_logging
 from apps.stem_figures import compare_figure
 from apps.stem_units import (
+    SIGNED_VALUE_FLAGS,
     FileWarnings,
     add_pixel_arguments,
     add_unit_arguments,
@@ -268,7 +269,7 @@ def write_stack(path: Path, frames: Iterator[np.ndarray], n: int, shape: tuple[i
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_negative_values(argv, SIGNED_VALUE_FLAGS))
     setup_logging(args.verbose)
 
     def body() -> int:

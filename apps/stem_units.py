@@ -29,6 +29,11 @@ class FileWarnings:
                 "warnings_by_file": {k: v for k, v in self.by_file.items() if v}}
 
 
+# Options whose value may start with "-" ("--pixel-size -5pm" must reach the one-line check, not
+# argparse's "expected one argument"): pass argv through ``apps.cli.attach_negative_values``.
+SIGNED_VALUE_FLAGS = ("--pixel-size", "--dose-e-per-px")
+
+
 def add_unit_arguments(p: argparse.ArgumentParser) -> None:
     """``--dose-e-per-px`` or ``--calibration``, and ``--output-units``."""
     units = p.add_mutually_exclusive_group()

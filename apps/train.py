@@ -10,13 +10,19 @@ from pathlib import Path
 from apps.cli import (
     OneLineArgumentParser,
     add_config_arguments,
+    attach_negative_values,
     field_reference,
     load_command_config,
     print_config,
     run_cli,
     setup_logging,
 )
-from apps.stem_units import add_training_arguments, check_stem_training, training_overrides
+from apps.stem_units import (
+    SIGNED_VALUE_FLAGS,
+    add_training_arguments,
+    check_stem_training,
+    training_overrides,
+)
 
 PROG = "mcnn-train"
 
@@ -75,7 +81,7 @@ def flag_overrides(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_negative_values(argv, SIGNED_VALUE_FLAGS))
     setup_logging(args.verbose)
 
     def body() -> int:

@@ -177,11 +177,14 @@ class LiveWindow(QtWidgets.QWidget):
         self.last_result = result
         self.shown += 1
         self._stats_every += 1
-        if self._stats_every >= 5 or self.shown == 1:
+        # Every frame until the rate has settled (a slow CPU shows a handful per minute), then
+        # every fifth; one displayed frame has no rate yet ("--", not a false 0.0).
+        if self._stats_every >= 5 or self.shown <= 5:
             self._stats_every = 0
             extra = "  ".join(f"{k} {v:.3g}" for k, v in result.processed.values.items())
+            rate = f"{self.pipeline.fps():5.1f}" if self.shown > 1 else "   --"
             self.stats_label.setText(
-                f"{self.pipeline.fps():5.1f} fps   inference {result.processed.inference_ms:6.1f} ms"
+                f"{rate} fps   inference {result.processed.inference_ms:6.1f} ms"
                 f"   latency {latency:6.1f} ms   {extra}")
         if self.max_frames is not None and self.shown >= self.max_frames:
             self.close()

@@ -74,7 +74,7 @@ def test_window_panels_show_the_cropped_camera_and_the_latency_matched_screen(ch
         error = as_grey_like(grab_panel(window.grid, "error"), panels["error"].shape)
         assert corr(error, np.clip(panels["error"], 0.0, 0.5)) > 0.9  # its levels are (0, 0.5)
         assert "PSNR" in window.grid.titles["error"].text
-        assert "fps" in window.stats_label.text()
+        assert float(window.stats_label.text().split("fps")[0]) > 0  # a rate once frames flow
     finally:
         window.close()
         session.close()

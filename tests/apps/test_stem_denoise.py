@@ -123,6 +123,11 @@ def test_option_and_input_mistakes_are_one_line_naming_them(run, tmp_path, capsy
     for dose in ("inf", "nan", "0", "-3"):
         assert stem_denoise.main([str(run), f, "-o", o, f"--dose-e-per-px={dose}"]) == 2
         assert _one_error_line(capsys).startswith(f"stem-denoise: error: --dose-e-per-px {dose}")
+    # A value starting with "-" reaches the check (argparse alone says "expected one argument")
+    assert stem_denoise.main([str(run), f, "-o", o, "--dose-e-per-px", "-1e3"]) == 2
+    assert "--dose-e-per-px -1000.0: expected a finite number" in _one_error_line(capsys)
+    assert stem_denoise.main([str(run), f, "-o", o, "--pixel-size", "-5pm"]) == 2
+    assert "--pixel-size -5pm: '-5pm': a length must be > 0" in _one_error_line(capsys)
     assert stem_denoise.main([str(run), f, "-o", o, "--adapt-steps", "-1"]) == 2
     assert "--adapt-steps -1: must be >= 0" in _one_error_line(capsys)
     assert stem_denoise.main([str(run), "-o", o]) == 2

@@ -169,6 +169,9 @@ def test_stem_training_options_refused_where_they_would_change_nothing(tmp_path,
     assert train.main([str(_write(tmp_path, _tiny(tmp_path))), "--pixel-size", "10pm"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--pixel-size: only for the STEM simulator" in err[0]
+    assert train.main([str(_write(tmp_path, _tiny_stem(tmp_path))), "--pixel-size", "-5pm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pixel-size -5pm: '-5pm': a length must be > 0" in err[0]
     px_only = _tiny_stem(tmp_path)
     for key in ("pixel_size_pm", "spacing_pm_range", "atom_sigma_pm_range"):
         del px_only["data"]["simulator"][key]
