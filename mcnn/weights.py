@@ -123,10 +123,11 @@ def read_model_config(file: Path) -> tuple[ModelConfig, dict[str, tuple[int, ...
     return config, shapes
 
 
-def check_model_file(file: Path, config: ModelConfig, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Compare the file's tensors with the network ``config`` describes, built on the meta device."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in MCNN(config).state_dict().items()}
+def check_model_file(file: Path, model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Compare the file's tensors with ``model``'s (built from the file's config, before loading:
+    a wrong file is named, not a ``load_state_dict`` traceback). The model is the one the weights
+    go into; building a second on the meta device cost a second of imports at every start."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     for name, shape in expected.items():
         if name not in shapes:
             raise CheckpointError(f"{file}: tensor {name} is missing; the stored config needs it")
@@ -146,11 +147,11 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[MCNN, Mo
 
     file = resolve_model_file(path)
     config, shapes = read_model_config(file)
-    check_model_file(file, config, shapes)
+    model = MCNN(config)
+    check_model_file(file, model, shapes)
     try:
         state = load_file(str(file), device="cpu")
     except Exception as exc:
         raise CheckpointError(f"{file}: not a readable safetensors file ({_first_line(exc)})") from exc
-    model = MCNN(config)
     model.load_state_dict(state)
     return model.to(device).eval(), config
