@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         from mcnn.infer import Predictor
         from mcnn.stem.normalise import (
             FrameUnits,
+            acquisition_warnings,
             check_frame_shape,
             frame_to_model_units,
             from_model_units,
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 units.append((u, grid))
                 notes += [(i, w) for w in warnings]
                 height = counts.shape[0]
+            notes += [(None, w) for w in acquisition_warnings(raw.meta)]
             for i, w in notes:  # only once the whole file could be used
                 warnings_of.warn(path, i, w)
             units_of.extend(units)

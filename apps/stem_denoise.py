@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         from mcnn.data.series import expand_inputs
         from mcnn.infer import Predictor
         from mcnn.stem.normalise import (
+            acquisition_warnings,
             check_frame_shape,
             dose_label,
             frame_to_model_units,
@@ -352,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.watch is not None and f.parent == args.watch:
                     stack.frame(len(stack) - 1)  # a file still being written fails here
                 frames_in[str(f)] = len(stack)
+                for w in acquisition_warnings(stack.meta):
+                    warnings_of.warn(f, None, w)
                 ps = pixel_size or stack.pixel_size
                 grid = plan_resampling(f, stack.frame_shape[:2], ps, model_pm) \
                     if args.resample else None
@@ -426,14 +429,14 @@ def main(argv: list[str] | None = None) -> int:
                         yield from_model_units(y, units, args.output_units, grid)
 
                 write_stack(target, outputs(), n, stack.frame_shape[:2], ps)
-                detector = stack.meta.get("detector")
+                detector, how = stack.meta.get("detector"), stack.meta.get("acquisition")
             done += n
             denoise_s += time.perf_counter() - t_file
             record[:] = [r for r in record if r["input"] != str(path)]  # a watched file that grew
             record.append({"input": str(path), "output": str(target), "frames": n,
                            "pixel_size": None if ps is None else
                            {"y": ps.y, "x": ps.x, "unit": ps.unit},
-                           "detector": detector,
+                           "detector": detector, "acquisition": how,
                            "resample": None if grid is None else {
                                "factor_yx": [round(v, 6) for v in grid.factor_yx],
                                "model_pixel_size_pm": grid.pixel_size_model_pm,

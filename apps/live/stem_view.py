@@ -169,6 +169,7 @@ class StemProcessor:
         STEM units to invert the output with or None)."""
         from mcnn.data.image_io import PixelSize, normalise
         from mcnn.stem.normalise import (
+            acquisition_warnings,
             check_frame_shape,
             frame_to_model_units,
             input_grid_units,
@@ -188,7 +189,7 @@ class StemProcessor:
         x, units, warnings = frame_to_model_units(
             frame.image[..., 0], pixel_size=PixelSize(*pixel) if pixel else None,
             training_data=self.predictor.training_data, resampling=grid)
-        for w in warnings:
+        for w in acquisition_warnings(frame.meta) + warnings:
             self._warn_once(str(source), w)
         if grid is None:
             return x[..., None], x[..., None], None, units

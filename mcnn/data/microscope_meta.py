@@ -1,6 +1,6 @@
-"""Times and detector names from a microscope file's original metadata tree (Gatan DM, Velox,
-TIA, and HyperSpy files that kept one of those trees): where each vendor keeps them, in seconds and
-ISO 8601.
+"""Times, detector names and how the image was acquired (a scanned probe or a camera) from a
+microscope file's original metadata tree (Gatan DM, Velox, TIA, and HyperSpy files that kept one of
+those trees): where each vendor keeps them, in seconds and ISO 8601.
 """
 
 from __future__ import annotations
@@ -74,9 +74,30 @@ _META_KEYS: dict[str, dict[str, tuple[tuple[str, ...], float]]] = {
 }
 
 
+def acquisition(fmt: str, om: dict) -> str | None:
+    """``"scan"`` (a scanned probe: STEM, SEM) or ``"camera"`` (a TEM camera), where the file says
+    so outright; None where it does not. Velox names the type of the detector that made the image;
+    DM tags a scanned image with its DigiScan settings and records the illumination mode; TIA
+    records the microscope's mode ("STEM nP SA Zoom Image", "TEM uP SA Zoom Image")."""
+    if fmt == "velox":
+        index = _find(om, "BinaryResult.DetectorIndex")
+        kind = _find(om, f"Detectors.Detector-{index}.DetectorType") if index is not None else None
+        return {"scanningdetector": "scan", "imagingdetector": "camera"}.get(
+            str(kind).lower()) if kind is not None else None
+    if fmt == "dm":
+        if any(".imagetags.digiscan." in f".{key.lower()}." for key, _ in _walk(om)):
+            return "scan"
+        mode = str(_find(om, "Microscope Info.Illumination Mode") or "").upper()
+        return {"STEM": "scan", "TEM": "camera"}.get(mode)
+    if fmt == "tia":
+        words = str(_find(om, "ExperimentalDescription.Mode") or "").split()
+        return "scan" if "STEM" in words else "camera" if "TEM" in words else None
+    return None
+
+
 def time_meta(fmt: str, md: dict, om: dict) -> dict[str, Any]:
-    """dwell_time_s, frame_time_s, acquisition_time (ISO 8601) and detector, where the file has
-    them (``_META_KEYS``)."""
+    """dwell_time_s, frame_time_s, acquisition_time (ISO 8601), detector and acquisition
+    (``"scan"`` or ``"camera"``), where the file has them (``_META_KEYS``, :func:`acquisition`)."""
     if fmt == "hspy":  # HyperSpy keeps the original file's tree: try each microscope's keys
         for origin in ("dm", "velox", "tia"):
             found = time_meta(origin, md, om)
@@ -94,6 +115,9 @@ def time_meta(fmt: str, md: dict, om: dict) -> dict[str, Any]:
             converted = f * to_s if f else None
         if converted:
             out[name] = converted
+    how = acquisition(fmt, om)
+    if how is not None:
+        out["acquisition"] = how
     if fmt == "dm":
         date, time = _find(om, "DataBar.Acquisition Date"), _find(om, "DataBar.Acquisition Time")
         if date and time:

@@ -105,6 +105,17 @@ def units_warnings(units: FrameUnits) -> list[str]:
     return []
 
 
+def acquisition_warnings(meta: dict[str, Any]) -> list[str]:
+    """A file that says it is a TEM camera image (``meta["acquisition"]``, read from the vendor's
+    metadata by ``mcnn.data.microscope_meta``): a STEM model is not made for it. Nothing is
+    guessed from names: files that do not say are not warned about."""
+    if meta.get("acquisition") != "camera":
+        return []
+    detector = f" ({meta['detector']})" if meta.get("detector") else ""
+    return [f"the file records a camera image{detector}, not a scanned STEM detector: the model "
+            "learnt HAADF STEM frames, whose noise and contrast a camera image does not share"]
+
+
 def dose_label(units: FrameUnits) -> str:
     """``dose 0.12 e/px``, or why the dose is not known (for figure titles and logs)."""
     if units.dose_from == UNKNOWN_DOSE:

@@ -362,7 +362,13 @@ def test_real_microscope_files_give_stem_denoise_outputs_with_their_pixel_size(t
     files = [str(SHARED / n) for n in names]
     assert predict.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "p"), "--tile", "256",
                          "--overlap", "16", "--device", "cpu"]) == 0
-    assert _last_json(capsys)["frames"] == 2
+    summary = _last_json(capsys)
+    assert summary["frames"] == 2
+    assert not any("camera image" in w for w in summary["warnings"])  # both are STEM scans
+    assert predict.main([str(tiny_stem_run), str(SHARED / "Camera_Ceta_Imaging_Micro.emd"), "-o",
+                         str(tmp_path / "c"), "--device", "cpu"]) == 0
+    assert any("records a camera image (BM-Ceta), not a scanned STEM detector" in w
+               for w in _last_json(capsys)["warnings"])
     assert stem_denoise.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "d"), "--tile",
                               "256", "--overlap", "16", "--device", "cpu"]) == 0
     capsys.readouterr()

@@ -87,6 +87,12 @@ def test_real_microscope_files(run, tmp_path, capsys):
     assert rc == 0
     summary = _summary(capsys)
     assert summary["frames"] == 3
+    # the Velox file says its image came from a camera: said for that file, and only for it
+    camera = [f for f, said in summary["warnings_by_file"].items()
+              if any("records a camera image (BM-Ceta), not a scanned STEM detector" in w
+                     for w in said)]
+    assert camera == [str(SHARED / "Camera_Ceta_Imaging_Micro.emd")]
+    assert [o["acquisition"] for o in summary["outputs"]] == ["scan", "scan", "camera"]
     for name in names:
         src, got = read_raw(SHARED / name), read_raw(out / (Path(name).stem + ".tif"))
         assert got.data.shape == src.data.shape and got.data.dtype == np.float32

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -225,3 +226,21 @@ def test_a_stem_models_saved_frames_are_what_stem_denoise_writes(tiny_stem_run, 
         got = read_raw(path).data
         assert got.mean() > 600  # counts (offset ~700), not model units (mean ~1)
         assert np.allclose(got, written[i], rtol=1e-5, atol=1e-2)
+
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "microscopy"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared test data absent")
+def test_a_file_that_records_a_camera_image_is_warned_about(tiny_stem_run, caplog, capsys):
+    """The Velox file says its image came from a Ceta camera: the viewer says so, as stem-denoise
+    does; a DigiScan HAADF frame gets no such warning."""
+    for name, warned in (("Camera_Ceta_Imaging_Micro.emd", True),
+                         ("MoS2_Se_implanted_ADF.dm3", False)):
+        caplog.clear()
+        assert stem_view.main([str(tiny_stem_run), "--source", str(SHARED / name), "--frames",
+                               "1", "--warmup", "0", "--no-window", "--device", "cpu"]) == 0
+        capsys.readouterr()
+        said = [r.getMessage() for r in caplog.records if "not a scanned STEM detector" in
+                r.getMessage()]
+        assert len(said) == (1 if warned else 0), name

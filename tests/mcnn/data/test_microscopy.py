@@ -60,6 +60,32 @@ def test_real_files_carry_units_times_and_detector():
     assert emd.meta["format"] == "velox" and emd.meta["detector"] == "BM-Ceta"
     assert emd.meta["frame_time_s"] == pytest.approx(0.6615155)
     assert emd.pixel_size.unit == "nm" and emd.pixel_size.x == pytest.approx(3.1388, rel=1e-4)
+    # how each was acquired, as its vendor's metadata says: DigiScan, TIA's "STEM" mode, Velox's
+    # ImagingDetector
+    assert [f.meta["acquisition"] for f in (dm, ser, emd)] == ["scan", "scan", "camera"]
+
+
+def test_acquisition_is_taken_only_where_the_metadata_says_it():
+    from mcnn.data.microscope_meta import acquisition
+
+    velox = {"BinaryResult": {"DetectorIndex": "2"},
+             "Detectors": {"Detector-1": {"DetectorType": "ImagingDetector"},
+                           "Detector-2": {"DetectorType": "ScanningDetector"}}}
+    assert acquisition("velox", velox) == "scan"  # the detector that made the image, not another
+    velox["BinaryResult"]["DetectorIndex"] = "1"
+    assert acquisition("velox", velox) == "camera"
+    assert acquisition("velox", {"BinaryResult": {}}) is None
+    tags = {"ImageList": {"TagGroup0": {"ImageTags": {"Microscope Info": {
+        "Illumination Mode": "TEM"}}}}}
+    assert acquisition("dm", tags) == "camera"
+    tags["ImageList"]["TagGroup0"]["ImageTags"]["DigiScan"] = {"Sample Time": 16.0}
+    assert acquisition("dm", tags) == "scan"
+    assert acquisition("dm", {"ImageList": {}}) is None
+    for mode, expected in ((" STEM nP SA Zoom Image", "scan"), ("TEM uP SA Zoom Image", "camera"),
+                           ("LM Image", None)):
+        assert acquisition("tia", {"ObjectInfo": {"ExperimentalDescription": {"Mode": mode}}}) \
+            == expected
+    assert acquisition("mrc", {}) is None
 
 
 @needs_shared
