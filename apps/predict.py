@@ -25,6 +25,8 @@ from apps.stem_units import (
     check_unit_arguments,
     load_calibration,
     parse_pixel_size,
+    pixel_size_notes,
+    plan_resampling,
     unit_arguments_given,
 )
 
@@ -211,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from tqdm import tqdm
 
-        from apps.stem_denoise import plan_resampling
         from mcnn.data.image_io import read_raw, to_nchw
         from mcnn.infer import Predictor
         from mcnn.stem.normalise import (
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             check_unit_arguments(args)
             calibration = load_calibration(args.calibration)
         model_pm = ((training or {}).get("simulator") or {}).get("pixel_size_pm")
-        if args.resample and not model_pm:
+        if args.resample == "on" and not model_pm:
             raise ValueError(f"{args.checkpoint}: --resample needs the model's training pixel "
                              "size and the checkpoint records no data.simulator.pixel_size_pm")
         # STEM: per frame in flight, its units and resampling, to invert its output
@@ -265,8 +266,11 @@ def main(argv: list[str] | None = None) -> int:
             grid = None
             for i, counts in enumerate(stored_frames(raw, args.channels_last)):
                 check_frame_shape(counts.shape, path)
-                if args.resample and grid is None:
-                    grid = plan_resampling(path, counts.shape[:2], raw.pixel_size, model_pm)
+                if i == 0:
+                    grid = plan_resampling(path, counts.shape[:2], raw.pixel_size, model_pm,
+                                           args.resample)
+                    notes += [(None, w) for w in pixel_size_notes(raw.pixel_size, grid, model_pm,
+                                                                  args.resample)]
                 x, u, warnings = frame_to_model_units(
                     counts, pixel_size=raw.pixel_size, training_data=training,
                     calibration=calibration, dose_e_per_px=args.dose_e_per_px, resampling=grid)

@@ -31,6 +31,8 @@ from apps.stem_units import (
     check_unit_arguments,
     load_calibration,
     parse_pixel_size,
+    pixel_size_notes,
+    plan_resampling,
 )
 
 PROG = "stem-denoise"
@@ -45,14 +47,15 @@ two or more frames of the same field, --dark for a dark frame), else they are es
 frame (a warning says so). The dose is each frame's mean electrons per pixel unless
 --dose-e-per-px is given. A warning is printed when a frame's dose or pixel size is far from the
 checkpoint's training data.
-Pixel size: --resample brings each frame to the checkpoint's training pixel size
-(data.simulator.pixel_size_pm) before the network, keeping electrons per unit area (the dose is
-then per model pixel: a given --dose-e-per-px, per input pixel, is scaled by the area ratio), and
-the output back to the input's grid: output TIFFs keep the input's shape and pixel size.
-Downsampling averages (whole-factor binning keeps Poisson noise exact); upsampling (frame pixels
-larger than the model's) correlates the noise, which the model never saw (a warning says so).
+Pixel size: a frame whose pixels are more than 1.5x finer than the checkpoint's training pixel
+size (data.simulator.pixel_size_pm) is brought to it before the network, keeping electrons per
+unit area (the dose is then per model pixel: a given --dose-e-per-px, per input pixel, is scaled
+by the area ratio), and the output back to the input's grid: output TIFFs keep the input's shape
+and pixel size. Downsampling averages (whole-factor binning keeps Poisson noise exact).
+--resample does it for every frame, upsampling too (frame pixels larger than the model's: this
+correlates the noise, measured to invent atoms; a warning says so); --no-resample for none.
 --pixel-size 10pm (or 0.01nm, 1.5A; a bare number is pm) sets the pixel size of every input
-(for files without one): used for the warnings, --resample, --compare's scale bar and the output.
+(for files without one): used for the warnings, resampling, --compare's scale bar and the output.
 Prints a JSON summary on stdout (frames/s count the denoising, not the --compare figure; each
 input's warnings under warnings_by_file); writes stem-denoise.json (per-frame offset, gain, dose;
 per-file resampling) next to the outputs. Exit codes: 0 ok, 2 user error, 1 failure."""
@@ -118,25 +121,6 @@ def output_paths(files: list[Path], out: Path, used: set[str] | None = None) -> 
         used.add(name.lower())
         paths.append(out / name)
     return paths
-
-
-def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
-                    model_pixel_size_pm: float) -> Any:
-    """The :class:`~mcnn.stem.resample.FrameResampling` of one file's frames to the model's pixel
-    size; a file without a pixel size in length units, or whose frames would become too small,
-    is a one-line error naming it."""
-    from mcnn.stem.normalise import pixel_size_pm
-    from mcnn.stem.resample import FrameResampling
-
-    if pixel_size_pm(pixel_size) is None:
-        what = "records none" if pixel_size is None else f"records {pixel_size}, not a length"
-        raise ValueError(f"{path}: --resample needs the frames' pixel size and the file {what}; "
-                         "give it with --pixel-size (e.g. --pixel-size 10pm)")
-    p = pixel_size.to("pm")
-    try:
-        return FrameResampling.between(shape_hw, (p.y, p.x), model_pixel_size_pm)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc} (model pixel size {model_pixel_size_pm:g} pm)") from None
 
 
 def one_series(inputs: list[str], limit: int, purpose: str) -> list[Any]:
@@ -335,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s was trained on %r data, not STEM frames", args.checkpoint,
                         sim.get("name"))
         model_pm = sim.get("pixel_size_pm")
-        if args.resample and not model_pm:
+        if args.resample == "on" and not model_pm:
             raise ValueError(f"{args.checkpoint}: --resample needs the model's training pixel "
                              "size and the checkpoint records no data.simulator.pixel_size_pm "
                              "(train with --set data.simulator.pixel_size_pm=<pm>)")
@@ -356,14 +340,10 @@ def main(argv: list[str] | None = None) -> int:
                 for w in acquisition_warnings(stack.meta):
                     warnings_of.warn(f, None, w)
                 ps = pixel_size or stack.pixel_size
-                grid = plan_resampling(f, stack.frame_shape[:2], ps, model_pm) \
-                    if args.resample else None
+                grid = plan_resampling(f, stack.frame_shape[:2], ps, model_pm, args.resample)
             grids[str(f)] = grid
-            if grid is not None and grid.upsamples:
-                warnings_of.warn(f, None, "--resample upsamples this file (pixels larger than "
-                                 f"the model's {model_pm:g} pm): the interpolation correlates the "
-                                 "noise between neighbouring pixels, which the model never saw "
-                                 "in training")
+            for w in pixel_size_notes(ps, grid, model_pm, args.resample):
+                warnings_of.warn(f, None, w)
 
         for f in files:  # every input checked before any output (or calibration) is written
             check(f)

@@ -29,6 +29,7 @@ from apps.live.checkpoint import (
     predictor_options,
 )
 from apps.live.pipeline import LivePipeline, LiveResult, Processed, print_report, run_headless
+from apps.stem_units import add_resample_arguments, pixel_size_notes, plan_resampling
 
 PROG = "stem-view"
 log = logging.getLogger(PROG)
@@ -40,9 +41,10 @@ the STEM simulator, (counts - offset) / gain / dose with offset and gain estimat
 warned about); for other models the one pixel-value policy (mcnn.data.image_io: 8/16-bit images
 scaled to [0, 1], wider integers kept as counts, floats as they are). Panels show model units. A
 simulated frame is counts / dose (mean about 1), the input the STEM denoiser was trained on; its
-panel title shows the PSNR against the noise-free frame. --resample denoises file frames at the
-model's training pixel size and shows them on their own grid, as stem-denoise --resample (frames
-without a pixel size are shown without it, said once). Exit codes: 0 ok, 2 user error, 1 failure."""
+panel title shows the PSNR against the noise-free frame. File frames whose pixels are more than
+1.5x finer than the model's training pixel size are denoised at the model's and shown on their own
+grid, as stem-denoise does (--resample: every frame with a pixel size; --no-resample: none).
+Exit codes: 0 ok, 2 user error, 1 failure."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", type=Path, metavar="DIR", help="save every denoised frame (float32 TIFF)")
     add_speed_arguments(p)
     add_run_arguments(p)
-    p.add_argument("--resample", action="store_true",
-                   help="denoise file frames at the model's training pixel size and show them "
-                   "on their own grid (as stem-denoise --resample; needs their pixel size)")
+    add_resample_arguments(p)  # file frames: as stem-denoise, shown on their own grid
     return p
 
 
@@ -116,7 +116,7 @@ def nice_length(span: float) -> float:
 class StemProcessor:
     """Frame -> panels ``raw``, ``denoised``, ``diff``; PSNR against ``meta["clean"]`` if any."""
 
-    def __init__(self, predictor: Any, resample: bool = False) -> None:
+    def __init__(self, predictor: Any, resample: str = "auto") -> None:
         from mcnn.stem.normalise import is_stem_training
 
         self.predictor = predictor
@@ -124,13 +124,13 @@ class StemProcessor:
         self.scale = predictor.config.output_scale
         self.stem = is_stem_training(predictor.training_data)
         self.warned: set[str] = set()
-        self.model_pixel_pm: float | None = None
-        if resample:
-            sim = (predictor.training_data or {}).get("simulator") or {}
-            if not self.stem or not sim.get("pixel_size_pm"):
-                raise ValueError("--resample needs a STEM model that records its training pixel "
-                                 "size (data.simulator.pixel_size_pm)")
-            self.model_pixel_pm = float(sim["pixel_size_pm"])
+        sim = (predictor.training_data or {}).get("simulator") or {}
+        if resample == "on" and (not self.stem or not sim.get("pixel_size_pm")):
+            raise ValueError("--resample needs a STEM model that records its training pixel "
+                             "size (data.simulator.pixel_size_pm)")
+        self.resample = resample  # "auto", "on" or "off": apps.stem_units.plan_resampling
+        self.model_pixel_pm: float | None = \
+            float(sim["pixel_size_pm"]) if self.stem and sim.get("pixel_size_pm") else None
         self._grids: dict[tuple[Any, ...], Any] = {}
 
     def _warn_once(self, source: str, message: str) -> None:
@@ -139,23 +139,26 @@ class StemProcessor:
             log.warning("%s: %s", source, message)
 
     def resampling(self, frame: Any) -> Any:
-        """The move of this file frame to the model's pixel size (None: --resample off, or the
-        frame has no pixel size, which is warned about once)."""
-        from apps.stem_denoise import plan_resampling
+        """The move of this file frame to the model's pixel size, as stem-denoise decides it
+        (None: denoised as recorded; the reasons are warned about once)."""
         from mcnn.data.image_io import PixelSize
         from mcnn.stem.normalise import pixel_size_pm
 
-        if self.model_pixel_pm is None:
+        if self.model_pixel_pm is None or self.resample == "off":
             return None
         source = str(frame.meta.get("source_file"))
         pixel = frame.meta.get("pixel_size")
-        if not pixel or pixel_size_pm(PixelSize(*pixel)) is None:
+        size = PixelSize(*pixel) if pixel else None
+        if self.resample == "on" and pixel_size_pm(size) is None:
             self._warn_once(source, "no pixel size in length units: shown without --resample")
             return None
-        key = (frame.image.shape[:2], tuple(pixel))
+        key = (frame.image.shape[:2], tuple(pixel or ()))
         if key not in self._grids:
-            self._grids[key] = plan_resampling(Path(source), frame.image.shape[:2],
-                                               PixelSize(*pixel), self.model_pixel_pm)
+            grid = plan_resampling(Path(source), frame.image.shape[:2], size,
+                                   self.model_pixel_pm, self.resample)
+            for w in pixel_size_notes(size, grid, self.model_pixel_pm, self.resample):
+                self._warn_once(source, w)
+            self._grids[key] = grid
         return self._grids[key]
 
     def model_input(self, frame: Any) -> np.ndarray:

@@ -173,13 +173,18 @@ def input_grid_units(units: FrameUnits, resampling: FrameResampling | None) -> F
     return replace(units, dose_e_per_px=units.dose_e_per_px / resampling.electrons_scale)
 
 
+PIXEL_TOLERANCE = 1.5
+"""How far (as a factor) a frame's pixel size may be from the model's before it is warned about,
+and, finer than that, resampled by default (``stem-denoise``)."""
+
+
 def training_warnings(
     units: FrameUnits,
     pixel_size_pm: float | None,
     training_data: dict[str, Any] | None,
     *,
     tolerance: float = 2.0,
-    pixel_tolerance: float = 1.5,
+    pixel_tolerance: float = PIXEL_TOLERANCE,
 ) -> list[str]:
     """Why this frame may be far from what the model was trained on (empty: nothing noticed).
 
@@ -206,9 +211,16 @@ def training_warnings(
         if not 1 / pixel_tolerance <= ratio <= pixel_tolerance:
             shown = f"{pixel_size_pm:.4g} pm" if pixel_size_pm < 1000 else \
                 f"{pixel_size_pm / 1000:.4g} nm"
-            out.append(f"pixel size {shown} is {ratio:.3g}x the training pixel "
-                       f"size {trained_pm:.4g} pm (resample the frame: stem-denoise --resample, "
-                       f"or train with --set data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
+            head = f"pixel size {shown} is {ratio:.3g}x the training pixel size {trained_pm:.4g} pm"
+            if ratio < 1:
+                out.append(f"{head} (without --no-resample it is denoised at the model's "
+                           "pixel size where the frame is large enough; or train with --set "
+                           f"data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
+            else:
+                out.append(f"{head}: columns are narrower and closer in pixels than the model "
+                           "learnt (train at this pixel size: mcnn-train CONFIG --pixel-size "
+                           f"{pixel_size_pm:.4g}pm; upsampling with --resample was measured to "
+                           "invent atoms)")
     return out
 
 

@@ -270,12 +270,19 @@ def test_each_file_keeps_its_own_pixel_size_when_batches_end_between_files(tiny_
     assert a.pixel_size.to("pm").x == pytest.approx(20.0, rel=1e-4)
     assert b.pixel_size.to("pm").x == pytest.approx(10.0, rel=1e-4)
     assert np.allclose(b.data, read_raw(tmp_path / "d" / "b.tif").data, rtol=1e-5, atol=1e-3)
-    # without --resample, the 10 pm file is warned about, by name, and the 20 pm one is not
+    # with --no-resample, the 10 pm file is warned about, by name, and the 20 pm one is not
     assert predict.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "q"), "--calibration",
-                         cal, "--device", "cpu", "--batch-size", "1"]) == 0
+                         cal, "--device", "cpu", "--batch-size", "1", "--no-resample"]) == 0
     by_file = _last_json(capsys)["warnings_by_file"]
     assert list(by_file) == [files[1]] and "0.5x the training pixel size" in by_file[files[1]][0]
     assert summary["warnings"] == []
+    # by default the 10 pm file is resampled (its pixels are 2x finer), as with --resample
+    assert predict.main([str(tiny_stem_run), *files, "-o", str(tmp_path / "r"), "--calibration",
+                         cal, "--device", "cpu", "--batch-size", "1"]) == 0
+    assert _last_json(capsys)["warnings"] == []
+    for name in ("a.tif", "b.tif"):
+        assert np.array_equal(read_raw(tmp_path / "r" / name).data,
+                              read_raw(tmp_path / "p" / name).data)
 
 
 def test_a_stem_frame_with_an_offset_is_handled_as_without_it(tiny_stem_run, tmp_path, capsys):

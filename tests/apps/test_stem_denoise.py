@@ -339,16 +339,25 @@ def _noise_json(tmp_path: Path) -> str:
 def test_resample_denoises_at_the_training_pixel_size_and_writes_the_input_grid(run, tmp_path,
                                                                                 capsys):
     """A 10 pm stack through a 20 pm model: 2x2 binned (electrons summed, so the dose per model
-    pixel is 4x), denoised there, brought back to 64 x 64 at 10 pm; no pixel-size warning."""
+    pixel is 4x), denoised there, brought back to 64 x 64 at 10 pm; no pixel-size warning. Pixels
+    2x finer than the model's are resampled by default; --no-resample denoises them as recorded,
+    with the warning."""
     from mcnn.data.image_io import write_image
     from mcnn.infer import Predictor
 
     clean, counts = _stem_counts_10pm()
     write_image(tmp_path / "f.tif", counts[:, None], PixelSize(10.0, 10.0, "pm"))
     common = [str(run), str(tmp_path / "f.tif"), "--calibration", _noise_json(tmp_path)]
-    assert stem_denoise.main([*common, "-o", str(tmp_path / "plain")]) == 0
+    assert stem_denoise.main([*common, "-o", str(tmp_path / "plain"), "--no-resample"]) == 0
     warnings = _summary(capsys)["warnings"]
-    assert any("0.5x the training pixel size" in w and "--resample" in w for w in warnings)
+    assert any("0.5x the training pixel size" in w and "--no-resample" in w for w in warnings)
+    plain = json.loads((tmp_path / "plain" / "stem-denoise.json").read_text())["files"][0]
+    assert plain["resample"] is None
+    assert stem_denoise.main([*common, "-o", str(tmp_path / "auto"), "--output-units",
+                              "model"]) == 0
+    assert not any("pixel size" in w for w in _summary(capsys)["warnings"])
+    auto = json.loads((tmp_path / "auto" / "stem-denoise.json").read_text())["files"][0]
+    assert auto["resample"]["factor_yx"] == [0.5, 0.5]
 
     assert stem_denoise.main([*common, "-o", str(tmp_path / "o"), "--resample",
                               "--output-units", "model", "--compare",
@@ -373,6 +382,7 @@ def test_resample_denoises_at_the_training_pixel_size_and_writes_the_input_grid(
     want = torch.nn.functional.interpolate(torch.from_numpy(y)[:, None].double(), size=(64, 64),
                                            mode="bilinear", align_corners=False)[:, 0].numpy()
     assert np.allclose(out.data, want, atol=1e-4)
+    assert np.array_equal(read_raw(tmp_path / "auto" / "f.tif").data, out.data)  # the default
     assert (tmp_path / "cmp.png").stat().st_size > 10_000
     # back in counts: the input's level (electrons per input pixel, offset and gain)
     assert stem_denoise.main([*common, "-o", str(tmp_path / "c"), "--resample"]) == 0
@@ -402,10 +412,22 @@ def test_pixel_size_option_sets_the_pixel_size_of_files_without_one(run, tmp_pat
     rng = np.random.default_rng(5)
     np.save(tmp_path / "f.npy", (100 + rng.poisson(3.0, (32, 32))).astype(np.float32))
     rc = stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
-                            "--pixel-size", "10pm"])
+                            "--pixel-size", "10pm", "--no-resample"])
     assert rc == 0
     assert any("0.5x the training pixel size" in w for w in _summary(capsys)["warnings"])
     assert read_raw(tmp_path / "o" / "f.tif").pixel_size.to("pm").x == pytest.approx(10.0)
+    # by default the 10 pm frame is denoised at the model's 20 pm; without a pixel size it is
+    # taken to be the model's, and that is said
+    assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "a"),
+                              "--pixel-size", "10pm"]) == 0
+    assert not any("pixel size" in w for w in _summary(capsys)["warnings"])
+    record = json.loads((tmp_path / "a" / "stem-denoise.json").read_text())["files"][0]
+    assert record["resample"]["factor_yx"] == [0.5, 0.5]
+    assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "b")]) == 0
+    assert [w for w in _summary(capsys)["warnings"] if "pixel size" in w] == [
+        "no pixel size recorded: taken to be the model's 20 pm (if it is not, give it with "
+        "--pixel-size: at another pixel size the columns are not as wide in pixels as the model "
+        "learnt)"]
 
 
 def test_pixel_size_values():
@@ -469,7 +491,7 @@ def test_stem_view_resample_shows_what_stem_denoise_resample_writes(run, tmp_pat
     capsys.readouterr()
     want = read_raw(tmp_path / "o" / "f.tif").data
     predictor = Predictor.from_checkpoint(run, device="cpu")
-    processor = StemProcessor(predictor, resample=True)
+    processor = StemProcessor(predictor, resample="on")
     with FrameSeriesSource(tmp_path / "f.tif", fps=None) as source:
         frame = source.read()
     panels = processor(frame).panels
@@ -482,8 +504,11 @@ def test_stem_view_resample_shows_what_stem_denoise_resample_writes(run, tmp_pat
         bare = source.read()
     assert processor(bare).panels["denoised"].shape == (64, 64)
     assert any("without --resample" in w for w in processor.warned)
-    plain = StemProcessor(predictor)  # off: the network on the frame's grid, as before
+    plain = StemProcessor(predictor, resample="off")  # the network on the frame's grid
     assert plain.resampling(frame) is None
+    auto = StemProcessor(predictor)  # the default: 2x finer pixels are resampled, as stem-denoise
+    assert auto.resampling(frame) == processor.resampling(frame)
+    assert np.allclose(auto(frame).panels["denoised"], want.reshape(64, 64), atol=1e-4)
 
 
 def test_flip_ensemble_makes_the_output_of_a_mirrored_frame_the_mirrored_output(
