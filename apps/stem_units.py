@@ -67,7 +67,7 @@ def add_pixel_arguments(p: argparse.ArgumentParser) -> None:
     add_resample_arguments(p)
     p.add_argument("--pixel-size", metavar="LENGTH",
                    help="pixel size of every input, e.g. 10pm, 0.01nm, 1.5A (bare number: pm); "
-                   "overrides the files' (warnings, --resample, scale bars, output TIFFs)")
+                   "overrides the files' (warnings, resampling, scale bars, output TIFFs)")
 
 
 def unit_arguments_given(args: argparse.Namespace) -> list[str]:
@@ -197,7 +197,6 @@ def check_stem_training(config: Any, given: list[str], source: Path) -> None:
                          "(spacing_px_range, atom_sigma_px_range), so a pixel size would not "
                          "change the frames; set data.simulator.spacing_pm_range and "
                          "atom_sigma_pm_range (as configs/denoise-stem-cpu.yaml does)")
-
 
 
 def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
