@@ -43,7 +43,8 @@ def attach_negative_values(argv: list[str] | None, flags: tuple[str, ...]) -> li
     while i < len(args):
         a = args[i]
         nxt = args[i + 1] if i + 1 < len(args) else ""
-        if a in flags and len(nxt) > 1 and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] == "."):
+        if a in flags and len(nxt) > 1 and nxt[0] == "-" and (
+                nxt[1].isdigit() or nxt[1] == "." or nxt[1:4].lower() in ("inf", "nan")):
             out.append(f"{a}={nxt}")
             i += 2
             continue

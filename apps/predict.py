@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         def stem_input(raw: RawImage, path: Path) -> tuple[np.ndarray, int]:
             """``(N, 1, H, W)`` frames in the model's units (on its pixel grid with --resample),
             their units queued in order; and the input's frame height."""
-            xs, units, notes = [], [], []
+            xs, units = [], []
+            notes: list[tuple[int | None, str]] = []
             grid = None
             for i, counts in enumerate(stored_frames(raw, args.channels_last)):
                 check_frame_shape(counts.shape, path)
@@ -279,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                 notes += [(i, w) for w in warnings]
                 height = counts.shape[0]
             notes += [(None, w) for w in acquisition_warnings(raw.meta)]
-            for i, w in notes:  # only once the whole file could be used
-                warnings_of.warn(path, i, w)
+            for index, w in notes:  # only once the whole file could be used
+                warnings_of.warn(path, index, w)
             units_of.extend(units)
             return np.stack(xs)[:, None], height
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+ResampleMode = Literal["auto", "on", "off"]
+"""``args.resample``: ``--resample`` "on", ``--no-resample`` "off", neither "auto"."""
 
 
 class FileWarnings:
@@ -79,8 +82,8 @@ def unit_arguments_given(args: argparse.Namespace) -> list[str]:
         given.append("--calibration")
     if args.output_units != "counts":
         given.append("--output-units")
-    if getattr(args, "resample", "auto") != "auto":
-        given.append(f"--{'no-' if args.resample == 'off' else ''}resample")
+    if getattr(args, "resample", "auto") == "on":  # --no-resample asks for nothing to be done
+        given.append("--resample")
     return given
 
 
@@ -187,7 +190,7 @@ def check_stem_training(config: Any, given: list[str], source: Path) -> None:
     """The STEM training options only mean something for the STEM simulator with its column
     spacing and width in pm (else a pixel size would change nothing in the frames)."""
     data = config.data
-    sim = getattr(data, "simulator", None)
+    sim: Any = getattr(data, "simulator", None)
     if getattr(data, "kind", None) != "simulated" or getattr(sim, "name", None) != "stem":
         raise ValueError(f"{given[0]}: only for the STEM simulator; {source} trains on "
                          f"{getattr(sim, 'name', None) or getattr(data, 'kind', '?')} data")
@@ -200,7 +203,7 @@ def check_stem_training(config: Any, given: list[str], source: Path) -> None:
 
 
 def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
-                    model_pixel_size_pm: float | None, mode: str = "on") -> Any:
+                    model_pixel_size_pm: float | None, mode: ResampleMode) -> Any:
     """The :class:`~mcnn.stem.resample.FrameResampling` of one file's frames to the model's pixel
     size, or None to denoise them as recorded.
 
@@ -237,17 +240,19 @@ def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
             return None
         raise ValueError(f"{path}: {exc} (model pixel size {model_pixel_size_pm:g} pm)") from None
     if mode == "auto":
+        shown = f"{p.x:.4g}" if p.x == p.y else f"{p.y:.4g} x {p.x:.4g} (y x)"
         logging.getLogger(__name__).info(
-            "%s: pixel size %.4g pm is finer than the model's %g pm: denoised at %g pm and "
-            "brought back to %.4g pm (--no-resample: as recorded)", path, p.x,
-            model_pixel_size_pm, model_pixel_size_pm, p.x)
+            "%s: pixel size %s pm is finer than the model's %g pm: denoised at %g pm and "
+            "brought back (--no-resample: as recorded)", path, shown, model_pixel_size_pm,
+            model_pixel_size_pm)
     return grid
 
 
 def pixel_size_notes(pixel_size: Any, grid: Any, model_pixel_size_pm: float | None,
-                     mode: str) -> list[str]:
+                     mode: ResampleMode, give: str = "give it with --pixel-size") -> list[str]:
     """Per-file warnings about the grid a STEM model sees: an unknown pixel size taken to be the
-    model's (by default), and an upsampling ``--resample`` (measured harmful)."""
+    model's (by default; ``give`` says how to give it in this command), and an upsampling
+    ``--resample`` (measured harmful)."""
     from mcnn.stem.normalise import pixel_size_pm
 
     if not model_pixel_size_pm:
@@ -259,7 +264,7 @@ def pixel_size_notes(pixel_size: Any, grid: Any, model_pixel_size_pm: float | No
                 "against denoising as recorded and invented atoms in vacuum (train at the "
                 "frames' pixel size instead: mcnn-train CONFIG --pixel-size-from FILE)"]
     if mode == "auto" and pixel_size_pm(pixel_size) is None:
-        return [f"no pixel size recorded: taken to be the model's {model_pixel_size_pm:g} pm "
-                "(if it is not, give it with --pixel-size: at another pixel size the columns "
-                "are not as wide in pixels as the model learnt)"]
+        return [f"no pixel size in length units: taken to be the model's "
+                f"{model_pixel_size_pm:g} pm (if it is not, {give}: at another pixel size the "
+                "columns are not as wide in pixels as the model learnt)"]
     return []

@@ -29,7 +29,12 @@ from apps.live.checkpoint import (
     predictor_options,
 )
 from apps.live.pipeline import LivePipeline, LiveResult, Processed, print_report, run_headless
-from apps.stem_units import add_resample_arguments, pixel_size_notes, plan_resampling
+from apps.stem_units import (
+    ResampleMode,
+    add_resample_arguments,
+    pixel_size_notes,
+    plan_resampling,
+)
 
 PROG = "stem-view"
 log = logging.getLogger(PROG)
@@ -116,7 +121,7 @@ def nice_length(span: float) -> float:
 class StemProcessor:
     """Frame -> panels ``raw``, ``denoised``, ``diff``; PSNR against ``meta["clean"]`` if any."""
 
-    def __init__(self, predictor: Any, resample: str = "auto") -> None:
+    def __init__(self, predictor: Any, resample: ResampleMode = "auto") -> None:
         from mcnn.stem.normalise import is_stem_training
 
         self.predictor = predictor
@@ -156,7 +161,9 @@ class StemProcessor:
         if key not in self._grids:
             grid = plan_resampling(Path(source), frame.image.shape[:2], size,
                                    self.model_pixel_pm, self.resample)
-            for w in pixel_size_notes(size, grid, self.model_pixel_pm, self.resample):
+            for w in pixel_size_notes(size, grid, self.model_pixel_pm, self.resample,
+                                      give="write it into the files, or use stem-denoise "
+                                      "--pixel-size"):
                 self._warn_once(source, w)
             self._grids[key] = grid
         return self._grids[key]

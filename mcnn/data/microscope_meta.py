@@ -80,19 +80,26 @@ def acquisition(fmt: str, om: dict) -> str | None:
     DM tags a scanned image with its DigiScan settings and records the illumination mode; TIA
     records the microscope's mode ("STEM nP SA Zoom Image", "TEM uP SA Zoom Image")."""
     if fmt == "velox":
-        index = _find(om, "BinaryResult.DetectorIndex")
-        kind = _find(om, f"Detectors.Detector-{index}.DetectorType") if index is not None else None
-        return {"scanningdetector": "scan", "imagingdetector": "camera"}.get(
-            str(kind).lower()) if kind is not None else None
+        found = _find(om, "BinaryResult.DetectorIndex")
+        index = str(found) if isinstance(found, (int, np.integer)) else _text(found)
+        kind = _find(om, f"Detectors.Detector-{index}.DetectorType") if index else None
+        return {"scanningdetector": "scan", "imagingdetector": "camera"}.get(_text(kind).lower())
     if fmt == "dm":
         if any(".imagetags.digiscan." in f".{key.lower()}." for key, _ in _walk(om)):
             return "scan"
-        mode = str(_find(om, "Microscope Info.Illumination Mode") or "").upper()
+        mode = _text(_find(om, "Microscope Info.Illumination Mode")).upper()
         return {"STEM": "scan", "TEM": "camera"}.get(mode)
     if fmt == "tia":
-        words = str(_find(om, "ExperimentalDescription.Mode") or "").split()
+        words = _text(_find(om, "ExperimentalDescription.Mode")).split()
         return "scan" if "STEM" in words else "camera" if "TEM" in words else None
     return None
+
+
+def _text(value: Any) -> str:
+    """A metadata value that is text, else "" (an array or number says nothing about a mode)."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace").strip()
+    return value.strip() if isinstance(value, str) else ""
 
 
 def time_meta(fmt: str, md: dict, om: dict) -> dict[str, Any]:
@@ -115,7 +122,10 @@ def time_meta(fmt: str, md: dict, om: dict) -> dict[str, Any]:
             converted = f * to_s if f else None
         if converted:
             out[name] = converted
-    how = acquisition(fmt, om)
+    try:
+        how = acquisition(fmt, om)
+    except Exception:  # an odd tree must not cost the times and detector found above
+        how = None
     if how is not None:
         out["acquisition"] = how
     if fmt == "dm":

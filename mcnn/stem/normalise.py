@@ -180,19 +180,22 @@ and, finer than that, resampled by default (``stem-denoise``)."""
 
 def training_warnings(
     units: FrameUnits,
-    pixel_size_pm: float | None,
+    pixel_size_pm: float | tuple[float, float] | None,
     training_data: dict[str, Any] | None,
     *,
     tolerance: float = 2.0,
     pixel_tolerance: float = PIXEL_TOLERANCE,
+    dose_note: str = "",
 ) -> list[str]:
     """Why this frame may be far from what the model was trained on (empty: nothing noticed).
 
     Checks the dose against the simulator's ``dose_e_per_px_range`` within a factor ``tolerance``
-    and the pixel size against its ``pixel_size_pm`` within a factor ``pixel_tolerance`` (when the
-    checkpoint records them). The pixel size is held tighter: the training ranges of column
-    spacing and width are already broad, so a frame at half the pixel size shows columns twice
-    as many pixels apart and wide, mostly outside what the model saw.
+    and the pixel size (one value, or ``(y, x)``: the axis farther off is checked) against its
+    ``pixel_size_pm`` within a factor ``pixel_tolerance`` (when the checkpoint records them). The
+    pixel size is held tighter: the training ranges of column spacing and width are already
+    broad, so a frame at half the pixel size shows columns twice as many pixels apart and wide,
+    mostly outside what the model saw. ``dose_note`` follows the dose in its warning (which grid
+    it is per).
     """
     out: list[str] = []
     sim = (training_data or {}).get("simulator") or {}
@@ -204,23 +207,25 @@ def training_warnings(
     lo, hi = sim.get("dose_e_per_px_range", (None, None))
     d = units.dose_e_per_px
     if units.dose_from != UNKNOWN_DOSE and lo and hi and not lo / tolerance <= d <= hi * tolerance:
-        out.append(f"dose {d:.3g} e/px is outside the training range {lo:g}-{hi:g} e/px")
+        out.append(f"dose {d:.3g} e/px{dose_note} is outside the training range {lo:g}-{hi:g} "
+                   "e/px")
     trained_pm = sim.get("pixel_size_pm")
-    if trained_pm and pixel_size_pm:
-        ratio = pixel_size_pm / trained_pm
+    sizes = pixel_size_pm if isinstance(pixel_size_pm, tuple) else (pixel_size_pm,)
+    if trained_pm and all(sizes):
+        pm = max((float(p) for p in sizes if p), key=lambda p: abs(math.log(p / trained_pm)))
+        ratio = pm / trained_pm
         if not 1 / pixel_tolerance <= ratio <= pixel_tolerance:
-            shown = f"{pixel_size_pm:.4g} pm" if pixel_size_pm < 1000 else \
-                f"{pixel_size_pm / 1000:.4g} nm"
+            shown = f"{pm:.4g} pm" if pm < 1000 else f"{pm / 1000:.4g} nm"
             head = f"pixel size {shown} is {ratio:.3g}x the training pixel size {trained_pm:.4g} pm"
             if ratio < 1:
-                out.append(f"{head} (without --no-resample it is denoised at the model's "
-                           "pixel size where the frame is large enough; or train with --set "
-                           f"data.simulator.pixel_size_pm={pixel_size_pm:.4g})")
+                out.append(f"{head} and was denoised on its own grid (at the model's pixel size, "
+                           "as --resample does, it was measured better; or train with --set "
+                           f"data.simulator.pixel_size_pm={pm:.4g})")
             else:
                 out.append(f"{head}: columns are narrower and closer in pixels than the model "
                            "learnt (train at this pixel size: mcnn-train CONFIG --pixel-size "
-                           f"{pixel_size_pm:.4g}pm; upsampling with --resample was measured to "
-                           "invent atoms)")
+                           f"{pm:.4g}pm; upsampling with --resample was measured to invent "
+                           "atoms)")
     return out
 
 
@@ -239,6 +244,14 @@ def pixel_size_pm(pixel_size: Any) -> float | None:
         return float(pixel_size.to("pm").x)
     except ValueError:
         return None
+
+
+def pixel_size_pm_yx(pixel_size: Any) -> tuple[float, float] | None:
+    """Both sizes of a :class:`~mcnn.data.image_io.PixelSize` in pm (None: unknown or no length)."""
+    if pixel_size_pm(pixel_size) is None:
+        return None
+    p = pixel_size.to("pm")
+    return float(p.y), float(p.x)
 
 
 def frame_to_model_units(
@@ -266,7 +279,7 @@ def frame_to_model_units(
     """
     units = frame_units(raw, calibration=calibration, dose_e_per_px=dose_e_per_px)
     if resampling is None:
-        warnings = units_warnings(units) + training_warnings(units, pixel_size_pm(pixel_size),
+        warnings = units_warnings(units) + training_warnings(units, pixel_size_pm_yx(pixel_size),
                                                              training_data)
         return to_model_units(raw, units), units, warnings
     electrons = resampling.electrons_to_model(to_electrons(raw, units))
@@ -277,6 +290,9 @@ def frame_to_model_units(
         if not dose > 0:
             raise ValueError(f"mean of {dose:.6g} e/px after resampling: not a dose")
     units = replace(units, dose_e_per_px=float(dose))
-    grid_pm = resampling.pixel_size_model_grid_pm_yx[1]
-    warnings = units_warnings(units) + training_warnings(units, grid_pm, training_data)
+    grid_pm = resampling.pixel_size_model_grid_pm_yx
+    per_input = units.dose_e_per_px / resampling.electrons_scale
+    note = f" per {grid_pm[1]:.3g} pm model pixel ({per_input:.3g} per input pixel)"
+    warnings = units_warnings(units) + training_warnings(units, grid_pm, training_data,
+                                                         dose_note=note)
     return (electrons / units.dose_e_per_px).astype(np.float32), units, warnings

@@ -184,5 +184,7 @@ def test_negative_snr_lists_parse_without_an_equals_sign(stem_run, capsys):
         == ["stem", "x", "--snrs=-5,-10", "--seed", "3"]
     assert attach_negative_values(["--snrs", "--seed"], ("--snrs",)) == ["--snrs", "--seed"]
     assert attach_negative_values(["--snrs", "-.5"], ("--snrs",)) == ["--snrs=-.5"]
+    assert attach_negative_values(["--dose", "-inf"], ("--dose",)) == ["--dose=-inf"]
+    assert attach_negative_values(["--dose", "-input"], ("--dose",)) == ["--dose", "-input"]
     assert bench.main(["stem", str(stem_run), "--snrs", "-5,-10", "--print-config"]) == 0
     assert "-10.0" in capsys.readouterr().out

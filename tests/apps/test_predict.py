@@ -325,6 +325,9 @@ def test_stem_unit_options_on_another_model_are_a_one_line_error(tmp_path, capsy
     assert predict.main([str(run), str(tmp_path / "x.npy"), "-o", str(tmp_path / "o"),
                          "--pixel-size", "-5pm"]) == 2  # reaches the check, not argparse's usage
     assert "--pixel-size -5pm: '-5pm': a length must be > 0" in _one_line_error(capsys)
+    # --no-resample asks for nothing to be done: accepted on any model (scripts pass it always)
+    assert predict.main([str(run), str(tmp_path / "x.npy"), "-o", str(tmp_path / "o"),
+                         "--no-resample"]) == 0
 
 
 def test_flip_ensemble_gives_what_stem_denoise_gives_and_is_refused_off_mirror_symmetric_data(

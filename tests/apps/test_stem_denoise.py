@@ -93,6 +93,11 @@ def test_real_microscope_files(run, tmp_path, capsys):
                      for w in said)]
     assert camera == [str(SHARED / "Camera_Ceta_Imaging_Micro.emd")]
     assert [o["acquisition"] for o in summary["outputs"]] == ["scan", "scan", "camera"]
+    # the DM3 (12.7 pm) and SER (10 pm) are finer than the model's 20 pm: denoised at 20 pm by
+    # default; the Ceta image (3.1 nm) is not upsampled
+    factors = [o["resample"] and o["resample"]["factor_yx"][1] for o in summary["outputs"]]
+    assert factors[0] == pytest.approx(12.6953125 / 20, rel=1e-4)
+    assert factors[1] == pytest.approx(10.0127 / 20, rel=1e-3) and factors[2] is None
     for name in names:
         src, got = read_raw(SHARED / name), read_raw(out / (Path(name).stem + ".tif"))
         assert got.data.shape == src.data.shape and got.data.dtype == np.float32
@@ -350,7 +355,8 @@ def test_resample_denoises_at_the_training_pixel_size_and_writes_the_input_grid(
     common = [str(run), str(tmp_path / "f.tif"), "--calibration", _noise_json(tmp_path)]
     assert stem_denoise.main([*common, "-o", str(tmp_path / "plain"), "--no-resample"]) == 0
     warnings = _summary(capsys)["warnings"]
-    assert any("0.5x the training pixel size" in w and "--no-resample" in w for w in warnings)
+    assert any("0.5x the training pixel size" in w and "denoised on its own grid" in w
+               for w in warnings)
     plain = json.loads((tmp_path / "plain" / "stem-denoise.json").read_text())["files"][0]
     assert plain["resample"] is None
     assert stem_denoise.main([*common, "-o", str(tmp_path / "auto"), "--output-units",
@@ -425,9 +431,58 @@ def test_pixel_size_option_sets_the_pixel_size_of_files_without_one(run, tmp_pat
     assert record["resample"]["factor_yx"] == [0.5, 0.5]
     assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "b")]) == 0
     assert [w for w in _summary(capsys)["warnings"] if "pixel size" in w] == [
-        "no pixel size recorded: taken to be the model's 20 pm (if it is not, give it with "
-        "--pixel-size: at another pixel size the columns are not as wide in pixels as the model "
-        "learnt)"]
+        "no pixel size in length units: taken to be the model's 20 pm (if it is not, give it "
+        "with --pixel-size: at another pixel size the columns are not as wide in pixels as the "
+        "model learnt)"]
+
+
+def test_resampling_by_default_only_downsamples_pixels_well_finer_than_the_models(tmp_path):
+    """auto: both axes finer than 20 pm / 1.5 (13.33 pm) -> resampled; coarser, barely finer,
+    anisotropic-coarse, unknown or too small -> as recorded; --resample does every one it can,
+    --no-resample none."""
+    plan = stem_units.plan_resampling
+    f = tmp_path / "f.tif"
+
+    def pm(y: float, x: float | None = None) -> PixelSize:
+        return PixelSize(y, y if x is None else x, "pm")
+
+    assert plan(f, (256, 256), pm(13.3), 20.0, "auto").shape_model_px == (170, 170)
+    assert plan(f, (256, 256), PixelSize(0.01, 0.01, "nm"), 20.0, "auto").factor_yx == (0.5, 0.5)
+    for size in (pm(13.4), pm(40.0), pm(5.0, 25.0), pm(25.0, 5.0), None,
+                 PixelSize(1.0, 1.0, "px")):
+        assert plan(f, (256, 256), size, 20.0, "auto") is None, size
+    assert plan(f, (20, 20), pm(10.0), 20.0, "auto") is None  # 10 x 10 px would be too small
+    assert plan(f, (256, 256), pm(10.0), None, "auto") is None  # the model records no size
+    assert plan(f, (256, 256), pm(10.0), 20.0, "off") is None
+    assert plan(f, (128, 128), pm(40.0), 20.0, "on").upsamples
+    assert plan(f, (256, 256), pm(25.0, 5.0), 20.0, "on").shape_model_px == (320, 64)
+    with pytest.raises(ValueError, match="f.tif: --resample needs the frames' pixel size"):
+        plan(f, (256, 256), None, 20.0, "on")
+    with pytest.raises(ValueError, match="smaller than 16 px"):
+        plan(f, (20, 20), pm(10.0), 20.0, "on")
+
+
+def test_anisotropic_pixels_are_warned_about_by_the_axis_farther_off():
+    from mcnn.stem.normalise import FrameUnits, training_warnings
+
+    units = FrameUnits(offset_counts=0.0, gain_counts_per_e=1.0, dose_e_per_px=1.0,
+                       source="given", dose_from="given")
+    training = {"simulator": {"name": "stem", "pixel_size_pm": 20.0,
+                              "dose_e_per_px_range": [0.04, 10.0]}}
+    for yx, said in (((25.0, 5.0), "pixel size 5 pm is 0.25x"), ((5.0, 25.0), "pixel size 5 pm"),
+                     ((20.0, 40.0), "pixel size 40 pm is 2x")):
+        warnings = training_warnings(units, yx, training)
+        assert len(warnings) == 1 and warnings[0].startswith(said), (yx, warnings)
+    assert training_warnings(units, (18.0, 22.0), training) == []
+
+
+def test_resample_and_no_resample_exclude_each_other(run, tmp_path, capsys):
+    np.save(tmp_path / "f.npy", np.ones((32, 32), np.float32))
+    with pytest.raises(SystemExit) as stop:
+        stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "o"),
+                           "--resample", "--no-resample"])
+    assert stop.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_pixel_size_values():

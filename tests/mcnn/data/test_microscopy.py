@@ -86,6 +86,12 @@ def test_acquisition_is_taken_only_where_the_metadata_says_it():
         assert acquisition("tia", {"ObjectInfo": {"ExperimentalDescription": {"Mode": mode}}}) \
             == expected
     assert acquisition("mrc", {}) is None
+    # odd trees say nothing rather than raise (an array where text was expected, a number index)
+    assert acquisition("tia", {"ExperimentalDescription": {"Mode": np.array([1, 2])}}) is None
+    assert acquisition("dm", {"Microscope Info": {"Illumination Mode": np.array([1, 2])}}) is None
+    velox = {"BinaryResult": {"DetectorIndex": 1},
+             "Detectors": {"Detector-1": {"DetectorType": "ImagingDetector"}}}
+    assert acquisition("velox", velox) == "camera"
 
 
 @needs_shared
