@@ -42,8 +42,10 @@ Pixel values follow one policy (mcnn.data.image_io): 8- and 16-bit unsigned imag
 are refused. A model trained on the STEM simulator takes frames in its own units instead, exactly
 as stem-denoise does: x = (counts - offset) / gain / dose, offset and gain from --calibration (else
 estimated from each frame), dose from --dose-e-per-px (else each frame's mean), and the output back
-in the input's counts (--output-units); frames whose dose or pixel size is far from the training
-data are warned about (and listed in the summary's "warnings"). A 3-D TIFF/NPY is a stack of frames and its output is a stack too; when the model takes
+in the input's counts (--output-units), frames with pixels more than 1.5x finer than the model's
+denoised at its pixel size (--resample: every frame; --no-resample: none); frames whose dose or
+pixel size is far from the training data are warned about (and listed in the summary's
+"warnings"). A 3-D TIFF/NPY is a stack of frames and its output is a stack too; when the model takes
 C > 1 input channels, a C-frame stack is read as one C-channel image (e.g. C defocus distances).
 Outputs keep the input's stem: float32 TIFF by default (quantitative values such as phase in rad are
 kept exactly; the input's pixel size, divided by the model's output scale, is written too), or NPY,
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings_of = FileWarnings(log)
 
         def stem_input(raw: RawImage, path: Path) -> tuple[np.ndarray, int]:
-            """``(N, 1, H, W)`` frames in the model's units (on its pixel grid with --resample),
+            """``(N, 1, H, W)`` frames in the model's units (on its pixel grid when resampled),
             their units queued in order; and the input's frame height."""
             xs, units = [], []
             notes: list[tuple[int | None, str]] = []
