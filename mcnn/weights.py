@@ -123,11 +123,17 @@ def read_model_config(file: Path) -> tuple[ModelConfig, dict[str, tuple[int, ...
     return config, shapes
 
 
-def check_model_file(file: Path, model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Compare the file's tensors with ``model``'s (built from the file's config, before loading:
-    a wrong file is named, not a ``load_state_dict`` traceback). The model is the one the weights
-    go into; building a second on the meta device cost a second of imports at every start."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def config_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of the network ``config`` describes, built on the meta device: a file
+    whose metadata declares a multi-GB network is refused before anything is allocated."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in MCNN(config).state_dict().items()}
+
+
+def check_model_file(file: Path, expected: dict[str, tuple[int, ...]],
+                     shapes: dict[str, tuple[int, ...]]) -> None:
+    """Compare the file's tensor ``shapes`` with the ``expected`` ones (:func:`config_shapes`, or
+    a live model's when resuming): a wrong file is named, not a ``load_state_dict`` traceback."""
     for name, shape in expected.items():
         if name not in shapes:
             raise CheckpointError(f"{file}: tensor {name} is missing; the stored config needs it")
@@ -147,11 +153,11 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[MCNN, Mo
 
     file = resolve_model_file(path)
     config, shapes = read_model_config(file)
-    model = MCNN(config)
-    check_model_file(file, model, shapes)
+    check_model_file(file, config_shapes(config), shapes)
     try:
         state = load_file(str(file), device="cpu")
     except Exception as exc:
         raise CheckpointError(f"{file}: not a readable safetensors file ({_first_line(exc)})") from exc
+    model = MCNN(config)
     model.load_state_dict(state)
     return model.to(device).eval(), config

@@ -253,7 +253,8 @@ def load_checkpoint(
         raise CheckpointError(f"{folder}: no complete checkpoint to resume from")
     bare = unwrap(model)
     _, shapes = read_model_config(found / MODEL_FILE)
-    check_model_file(found / MODEL_FILE, bare, shapes)
+    check_model_file(found / MODEL_FILE, {k: tuple(v.shape) for k, v in bare.state_dict().items()},
+                     shapes)
     bare.load_state_dict(load_file(str(found / MODEL_FILE)))
     tensors = load_file(str(found / STATE_TENSORS))
     info = json.loads((found / STATE_JSON).read_text())
