@@ -23,6 +23,7 @@ from apps.stem_units import (
     add_unit_arguments,
     check_stem_model,
     check_unit_arguments,
+    first_frame_dose,
     load_calibration,
     parse_pixel_size,
     pixel_size_notes,
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             frame_to_model_units,
             from_model_units,
             is_stem_training,
+            training_dose_ceiling,
         )
 
         if args.batch_size < 1:
@@ -270,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
             for i, counts in enumerate(stored_frames(raw, args.channels_last)):
                 check_frame_shape(counts.shape, path)
                 if i == 0:
-                    grid = plan_resampling(path, counts.shape[:2], raw.pixel_size, model_pm,
-                                           args.resample)
+                    grid = plan_resampling(
+                        path, counts.shape[:2], raw.pixel_size, model_pm, args.resample,
+                        frame_dose=lambda first=counts: first_frame_dose(first, calibration,
+                                                                         args.dose_e_per_px),
+                        dose_ceiling=training_dose_ceiling(training))
                     notes += [(None, w) for w in pixel_size_notes(raw.pixel_size, grid, model_pm,
                                                                   args.resample)]
                 x, u, warnings = frame_to_model_units(

@@ -29,6 +29,7 @@ from apps.stem_units import (
     add_unit_arguments,
     check_stem_model,
     check_unit_arguments,
+    first_frame_dose,
     load_calibration,
     parse_pixel_size,
     pixel_size_notes,
@@ -270,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             from_model_units,
             input_grid_units,
             to_model_units,
+            training_dose_ceiling,
         )
         from mcnn.utils.atomic import atomic_path
 
@@ -340,7 +342,11 @@ def main(argv: list[str] | None = None) -> int:
                 for w in acquisition_warnings(stack.meta):
                     warnings_of.warn(f, None, w)
                 ps = pixel_size or stack.pixel_size
-                grid = plan_resampling(f, stack.frame_shape[:2], ps, model_pm, args.resample)
+                grid = plan_resampling(
+                    f, stack.frame_shape[:2], ps, model_pm, args.resample,
+                    frame_dose=lambda: first_frame_dose(stack.frame(0), calibration,
+                                                        args.dose_e_per_px),
+                    dose_ceiling=training_dose_ceiling(training))
             grids[str(f)] = grid
             for w in pixel_size_notes(ps, grid, model_pm, args.resample):
                 warnings_of.warn(f, None, w)

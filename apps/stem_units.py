@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -203,7 +204,9 @@ def check_stem_training(config: Any, given: list[str], source: Path) -> None:
 
 
 def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
-                    model_pixel_size_pm: float | None, mode: ResampleMode) -> Any:
+                    model_pixel_size_pm: float | None, mode: ResampleMode, *,
+                    frame_dose: Callable[[], float | None] | None = None,
+                    dose_ceiling: float | None = None) -> Any:
     """The :class:`~mcnn.stem.resample.FrameResampling` of one file's frames to the model's pixel
     size, or None to denoise them as recorded.
 
@@ -214,7 +217,11 @@ def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
     (measured +1.5 to +2.9 dB at 5 and 10 pm with a 20 pm model); frames it cannot do are denoised
     as recorded (the pixel-size warning says so). Coarser frames are never upsampled by default:
     bilinear upsampling correlates the noise, and at 40 pm the 20 pm model lost 7-11 dB that way
-    and invented atoms in vacuum. ``"off"`` (``--no-resample``): never.
+    and invented atoms in vacuum. Nor, by default, are frames whose dose per model pixel would
+    exceed ``dose_ceiling`` (the training range's top, :func:`~mcnn.stem.normalise.
+    training_dose_ceiling`): binning adds up electrons, and at 17-55 e/px on 10 pm frames
+    resampling lost 1.8-2.9 dB. ``frame_dose()`` gives the file's first frame's dose per input
+    pixel (None: unknown), asked only when that decides. ``"off"`` (``--no-resample``): never.
     """
     from mcnn.stem.normalise import PIXEL_TOLERANCE, pixel_size_pm
     from mcnn.stem.resample import FrameResampling
@@ -241,11 +248,26 @@ def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
         raise ValueError(f"{path}: {exc} (model pixel size {model_pixel_size_pm:g} pm)") from None
     if mode == "auto":
         shown = f"{p.x:.4g}" if p.x == p.y else f"{p.y:.4g} x {p.x:.4g} (y x)"
-        logging.getLogger(__name__).info(
-            "%s: pixel size %s pm is finer than the model's %g pm: denoised at %g pm and "
-            "brought back (--no-resample: as recorded)", path, shown, model_pixel_size_pm,
-            model_pixel_size_pm)
+        log = logging.getLogger(__name__)
+        dose = frame_dose() if frame_dose is not None and dose_ceiling else None
+        if dose is not None and dose_ceiling and dose * grid.electrons_scale > dose_ceiling:
+            log.info("%s: pixel size %s pm is finer than the model's %g pm, but at %.3g e/px per "
+                     "model pixel (%.3g per input pixel) the frame would be above the doses it "
+                     "knows (to %g): denoised as recorded (--resample: at the model's)", path,
+                     shown, model_pixel_size_pm, dose * grid.electrons_scale, dose, dose_ceiling)
+            return None
+        log.info("%s: pixel size %s pm is finer than the model's %g pm: denoised at %g pm and "
+                 "brought back (--no-resample: as recorded)", path, shown, model_pixel_size_pm,
+                 model_pixel_size_pm)
     return grid
+
+
+def first_frame_dose(frame: Any, calibration: Any, dose_e_per_px: float | None) -> float | None:
+    """The dose per pixel of ``frame`` (counts) as the denoising will find it, or None where it
+    cannot be known: what :func:`plan_resampling` weighs against the model's training doses."""
+    from mcnn.stem.normalise import frame_units, known_dose
+
+    return known_dose(frame_units(frame, calibration=calibration, dose_e_per_px=dose_e_per_px))
 
 
 def pixel_size_notes(pixel_size: Any, grid: Any, model_pixel_size_pm: float | None,

@@ -32,6 +32,7 @@ from apps.live.pipeline import LivePipeline, LiveResult, Processed, print_report
 from apps.stem_units import (
     ResampleMode,
     add_resample_arguments,
+    first_frame_dose,
     pixel_size_notes,
     plan_resampling,
 )
@@ -147,7 +148,7 @@ class StemProcessor:
         """The move of this file frame to the model's pixel size, as stem-denoise decides it
         (None: denoised as recorded; the reasons are warned about once)."""
         from mcnn.data.image_io import PixelSize
-        from mcnn.stem.normalise import pixel_size_pm
+        from mcnn.stem.normalise import pixel_size_pm, training_dose_ceiling
 
         if self.model_pixel_pm is None or self.resample == "off":
             return None
@@ -159,8 +160,10 @@ class StemProcessor:
             return None
         key = (frame.image.shape[:2], tuple(pixel or ()))
         if key not in self._grids:
-            grid = plan_resampling(Path(source), frame.image.shape[:2], size,
-                                   self.model_pixel_pm, self.resample)
+            grid = plan_resampling(
+                Path(source), frame.image.shape[:2], size, self.model_pixel_pm, self.resample,
+                frame_dose=lambda: first_frame_dose(frame.image[..., 0], None, None),
+                dose_ceiling=training_dose_ceiling(self.predictor.training_data))
             for w in pixel_size_notes(size, grid, self.model_pixel_pm, self.resample,
                                       give="write it into the files, or use stem-denoise "
                                       "--pixel-size"):

@@ -173,6 +173,24 @@ def input_grid_units(units: FrameUnits, resampling: FrameResampling | None) -> F
     return replace(units, dose_e_per_px=units.dose_e_per_px / resampling.electrons_scale)
 
 
+DOSE_TOLERANCE = 2.0
+"""How far (as a factor) a frame's dose may be outside the model's training range before it is
+warned about (and, above it, not resampled by default: binning raises the dose per pixel)."""
+
+
+def training_dose_ceiling(training_data: dict[str, Any] | None) -> float | None:
+    """The highest dose per pixel a STEM model is taken to know: the top of its training range
+    times ``DOSE_TOLERANCE`` (None when the checkpoint records no range)."""
+    sim = (training_data or {}).get("simulator") or {}
+    rng = sim.get("dose_e_per_px_range") or (None, None)
+    return float(rng[1]) * DOSE_TOLERANCE if rng[1] else None
+
+
+def known_dose(units: FrameUnits) -> float | None:
+    """The frame's dose in e/px, or None where it is unknown (counts taken as electrons)."""
+    return None if units.dose_from == UNKNOWN_DOSE else units.dose_e_per_px
+
+
 PIXEL_TOLERANCE = 1.5
 """How far (as a factor) a frame's pixel size may be from the model's before it is warned about,
 and, finer than that, resampled by default (``stem-denoise``)."""
@@ -183,7 +201,7 @@ def training_warnings(
     pixel_size_pm: float | tuple[float, float] | None,
     training_data: dict[str, Any] | None,
     *,
-    tolerance: float = 2.0,
+    tolerance: float = DOSE_TOLERANCE,
     pixel_tolerance: float = PIXEL_TOLERANCE,
     dose_note: str = "",
 ) -> list[str]:

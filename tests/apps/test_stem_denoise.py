@@ -93,11 +93,12 @@ def test_real_microscope_files(run, tmp_path, capsys):
                      for w in said)]
     assert camera == [str(SHARED / "Camera_Ceta_Imaging_Micro.emd")]
     assert [o["acquisition"] for o in summary["outputs"]] == ["scan", "scan", "camera"]
-    # the DM3 (12.7 pm) and SER (10 pm) are finer than the model's 20 pm: denoised at 20 pm by
-    # default; the Ceta image (3.1 nm) is not upsampled
+    # the DM3 (12.7 pm, 7.4 e/px) is finer than the model's 20 pm: denoised at 20 pm by default;
+    # the SER (10 pm) too, but binned its 29 e/px would be 116 per model pixel, far above the
+    # training's 0.04-10: as recorded; the Ceta image (3.1 nm) is not upsampled
     factors = [o["resample"] and o["resample"]["factor_yx"][1] for o in summary["outputs"]]
     assert factors[0] == pytest.approx(12.6953125 / 20, rel=1e-4)
-    assert factors[1] == pytest.approx(10.0127 / 20, rel=1e-3) and factors[2] is None
+    assert factors[1] is None and factors[2] is None
     for name in names:
         src, got = read_raw(SHARED / name), read_raw(out / (Path(name).stem + ".tif"))
         assert got.data.shape == src.data.shape and got.data.dtype == np.float32
@@ -429,6 +430,14 @@ def test_pixel_size_option_sets_the_pixel_size_of_files_without_one(run, tmp_pat
     assert not any("pixel size" in w for w in _summary(capsys)["warnings"])
     record = json.loads((tmp_path / "a" / "stem-denoise.json").read_text())["files"][0]
     assert record["resample"]["factor_yx"] == [0.5, 0.5]
+    # ... unless binning would put more electrons on a model pixel than training knew (10 e/px
+    # x 2): 6 e/px per 10 pm pixel is 24 per 20 pm one
+    for dose, resampled in (("1", True), ("6", False)):
+        assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / dose),
+                                  "--pixel-size", "10pm", "--dose-e-per-px", dose]) == 0
+        capsys.readouterr()
+        record = json.loads((tmp_path / dose / "stem-denoise.json").read_text())["files"][0]
+        assert (record["resample"] is not None) == resampled, dose
     assert stem_denoise.main([str(run), str(tmp_path / "f.npy"), "-o", str(tmp_path / "b")]) == 0
     assert [w for w in _summary(capsys)["warnings"] if "pixel size" in w] == [
         "no pixel size in length units: taken to be the model's 20 pm (if it is not, give it "
@@ -454,6 +463,17 @@ def test_resampling_by_default_only_downsamples_pixels_well_finer_than_the_model
     assert plan(f, (20, 20), pm(10.0), 20.0, "auto") is None  # 10 x 10 px would be too small
     assert plan(f, (256, 256), pm(10.0), None, "auto") is None  # the model records no size
     assert plan(f, (256, 256), pm(10.0), 20.0, "off") is None
+    # the dose: binned 2x2, 4x the electrons per model pixel; above the ceiling, as recorded
+    for dose, resampled in ((4.9, True), (5.1, False), (None, True)):
+        got = plan(f, (256, 256), pm(10.0), 20.0, "auto", frame_dose=lambda d=dose: d,
+                   dose_ceiling=20.0)
+        assert (got is not None) == resampled, dose
+    assert plan(f, (256, 256), pm(10.0), 20.0, "on", frame_dose=lambda: 50.0,
+                dose_ceiling=20.0) is not None  # --resample: whatever the dose
+    asked = []
+    plan(f, (256, 256), pm(15.0), 20.0, "auto", frame_dose=lambda: asked.append(1) or 1.0,
+         dose_ceiling=20.0)
+    assert asked == []  # the frame is not read where the pixel size already decides
     assert plan(f, (128, 128), pm(40.0), 20.0, "on").upsamples
     assert plan(f, (256, 256), pm(25.0, 5.0), 20.0, "on").shape_model_px == (320, 64)
     with pytest.raises(ValueError, match="f.tif: --resample needs the frames' pixel size"):
