@@ -236,9 +236,9 @@ def training_warnings(
             shown = f"{pm:.4g} pm" if pm < 1000 else f"{pm / 1000:.4g} nm"
             head = f"pixel size {shown} is {ratio:.3g}x the training pixel size {trained_pm:.4g} pm"
             if ratio < 1:
-                out.append(f"{head} and was denoised on its own grid (at the model's pixel size, "
-                           "as --resample does, it was measured better; or train with --set "
-                           f"data.simulator.pixel_size_pm={pm:.4g})")
+                out.append(f"{head} and was denoised on its own grid (--resample denoises it at "
+                           "the model's, measured better at low doses but not at high ones; or "
+                           f"train with --set data.simulator.pixel_size_pm={pm:.4g})")
             else:
                 out.append(f"{head}: columns are narrower and closer in pixels than the model "
                            "learnt (train at this pixel size: mcnn-train CONFIG --pixel-size "
