@@ -218,7 +218,7 @@ def plan_resampling(path: Path, shape_hw: tuple[int, int], pixel_size: Any,
     as recorded (the pixel-size warning says so). Coarser frames are never upsampled by default:
     bilinear upsampling correlates the noise, and at 40 pm the 20 pm model lost 7-11 dB that way
     and invented atoms in vacuum. Nor, by default, are frames whose dose per model pixel would
-    exceed ``dose_ceiling`` (the training range's top, :func:`~mcnn.stem.normalise.
+    exceed ``dose_ceiling`` (twice the training range's top, :func:`~mcnn.stem.normalise.
     training_dose_ceiling`): binning adds up electrons, and at 17-55 e/px on 10 pm frames
     resampling lost 1.8-2.9 dB. ``frame_dose()`` gives the file's first frame's dose per input
     pixel (None: unknown), asked only when that decides. ``"off"`` (``--no-resample``): never.
