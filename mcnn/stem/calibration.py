@@ -187,20 +187,19 @@ def _robust_line(m: np.ndarray, v: np.ndarray) -> tuple[float, float, float, int
     keep = np.isfinite(m) & np.isfinite(v)
     a = b = 0.0
     scale = np.maximum(np.abs(v), np.median(np.abs(v[keep])) * 1e-3 + 1e-12)
-    for _ in range(4):
+    rounds = 4  # of dropping outliers; a fifth fit is the line of the bins finally kept
+    for round_ in range(rounds + 1):
         if keep.sum() < 3:
             raise ValueError("too few usable patches for a mean-variance fit")
         a, b = np.polyfit(m[keep], v[keep], 1, w=1 / scale[keep])
+        if round_ == rounds:
+            break
         res = (v - (a * m + b)) / scale
         mad = np.median(np.abs(res[keep] - np.median(res[keep]))) * 1.4826 + 1e-12
         new = keep & (np.abs(res) < 3 * mad)
         if new.sum() == keep.sum():
             break
         keep = new
-    else:  # not settled in four rounds: the line of the bins finally kept
-        if keep.sum() < 3:
-            raise ValueError("too few usable patches for a mean-variance fit")
-        a, b = np.polyfit(m[keep], v[keep], 1, w=1 / scale[keep])
     pred = a * m[keep] + b  # R^2 unweighted, for humans
     ss_tot = float(((v[keep] - v[keep].mean()) ** 2).sum()) or 1.0
     r2 = 1.0 - float(((v[keep] - pred) ** 2).sum()) / ss_tot
